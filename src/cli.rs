@@ -1,0 +1,108 @@
+//! The command line: every flag defined once, documented here, with its environment twin.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "costagg",
+    version,
+    about = "Daily usage summary of OpenShift/Kubernetes pod usage, from koku's Parquet to PostgreSQL",
+    long_about = "costagg reads one cluster-month of koku's pod usage line items (Parquet), \
+computes koku's daily usage summary (reporting_ocpusagelineitem_daily_summary) and replaces \
+that month's rows in PostgreSQL in one transaction. A failed run leaves the previous rows in place.\n\n\
+Exit codes: 0 ok, 1 internal error, 2 usage or config error, 3 invalid or missing input, \
+4 database or store unavailable (retry), 5 unit locked by another run (retry)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log filter, e.g. `info` or `costagg=debug` (RUST_LOG works too).
+    #[arg(long, global = true, env = "COSTAGG_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Summarise one unit (source, month) and replace its rows in PostgreSQL.
+    #[command(after_help = "Examples:\n  \
+costagg run --input ./sample --org org1234567 --source 6f5f1c0e-0000-4000-8000-000000000001 --month 2025-10\n  \
+DATABASE_URL=postgres://costagg@localhost/koku costagg run --input /data --org org1 \\\n      \
+--source $SOURCE --month 2025-10 --start-date 2025-10-10 --end-date 2025-10-12")]
+    Run(RunArgs),
+    /// Write deterministic sample data in koku's Parquet layout.
+    #[command(after_help = "Example:\n  \
+costagg generate --rows 1000000 --month 2025-10 --org org1234567 \\\n      \
+--source 6f5f1c0e-0000-4000-8000-000000000001 --out ./sample")]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Root of koku's tree (`<root>/data/parquet/<org>/OCP/...`): a folder.
+    #[arg(long, env = "COSTAGG_INPUT__ROOT")]
+    pub input: Option<String>,
+    /// Organisation (koku's org id, e.g. org1234567); a path level and the default schema.
+    #[arg(long, env = "COSTAGG_ORG")]
+    pub org: String,
+    /// The cluster's source UUID.
+    #[arg(long, env = "COSTAGG_SOURCE")]
+    pub source: uuid::Uuid,
+    /// The month, YYYY-MM.
+    #[arg(long, env = "COSTAGG_MONTH")]
+    pub month: String,
+    /// First day to summarise, YYYY-MM-DD (default: the month's first day).
+    #[arg(long)]
+    pub start_date: Option<chrono::NaiveDate>,
+    /// Last day to summarise, inclusive, YYYY-MM-DD (default: the month's last day).
+    #[arg(long)]
+    pub end_date: Option<chrono::NaiveDate>,
+    /// Cluster id written to each row (default: the source UUID).
+    #[arg(long, env = "COSTAGG_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// Cluster alias written to each row (default: the cluster id).
+    #[arg(long, env = "COSTAGG_CLUSTER_ALIAS")]
+    pub cluster_alias: Option<String>,
+    /// koku's report period id written to each row (default: null).
+    #[arg(long, env = "COSTAGG_REPORT_PERIOD_ID")]
+    pub report_period_id: Option<i32>,
+    /// PostgreSQL schema to write into (default: database.schema, else the org).
+    #[arg(long, env = "COSTAGG_DATABASE__SCHEMA")]
+    pub schema: Option<String>,
+    /// PostgreSQL URL, e.g. postgres://user@host:5432/db (prefer the environment for passwords).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Config file (default: config/costagg.yaml when it exists).
+    #[arg(long, env = "COSTAGG_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Performance profile: auto, small, medium, large, or one from the config file.
+    #[arg(long, env = "COSTAGG_PROFILE")]
+    pub profile: Option<String>,
+    /// Also write the run report as JSON to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Hourly pod usage rows to write in total.
+    #[arg(long)]
+    pub rows: u64,
+    /// The month, YYYY-MM.
+    #[arg(long)]
+    pub month: String,
+    /// Organisation (a path level).
+    #[arg(long)]
+    pub org: String,
+    /// The cluster's source UUID.
+    #[arg(long)]
+    pub source: uuid::Uuid,
+    /// Root folder to write `data/parquet/...` under.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed: the same seed and arguments give the same files.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}

@@ -1,0 +1,330 @@
+//! The configuration tree: defaults < YAML file < `COSTAGG_SECTION__KEY` env < flags.
+
+mod profile;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+pub use profile::{Profile, ProfileSpec};
+
+/// Prefix of environment overrides: `COSTAGG_DATABASE__SCHEMA=org1` sets `database.schema`.
+pub const ENV_PREFIX: &str = "COSTAGG_";
+
+/// The whole configuration as read from YAML; `resolve` turns the profile into numbers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Name of the performance profile to use (`auto` unless set).
+    pub profile: String,
+    /// Named performance profiles; built-in ones may be overridden here.
+    pub profiles: BTreeMap<String, ProfileSpec>,
+    pub input: InputConfig,
+    pub database: DatabaseConfig,
+    pub reference: ReferenceConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputConfig {
+    /// Folder or `s3://bucket/prefix` holding koku's `data/parquet/...` tree.
+    pub root: Option<String>,
+    /// Folder of one report type's hourly files for one unit, relative to `root`.
+    pub hourly_template: String,
+    /// Folder of one report type's daily roll-up files for one unit, relative to `root`.
+    pub daily_template: String,
+}
+
+/// koku's warehouse layout, from its `get_path_prefix` (not the one in its architecture docs).
+pub const DEFAULT_HOURLY_TEMPLATE: &str =
+    "data/parquet/{org}/OCP/{folder}/source={source}/year={year}/month={month}";
+/// koku's daily roll-up layout: the same with `daily/` after `parquet/`.
+pub const DEFAULT_DAILY_TEMPLATE: &str =
+    "data/parquet/daily/{org}/OCP/{folder}/source={source}/year={year}/month={month}";
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            root: None,
+            hourly_template: DEFAULT_HOURLY_TEMPLATE.into(),
+            daily_template: DEFAULT_DAILY_TEMPLATE.into(),
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://user:password@host:port/db`; best given as `DATABASE_URL` from a Secret.
+    pub url: Option<String>,
+    /// Schema to write into; defaults to the org (koku keeps one schema per org).
+    pub schema: Option<String>,
+    /// How long a run waits for another run of the same unit before giving up.
+    pub lock_timeout_seconds: u64,
+    /// Upper bound for any one statement (0 = none).
+    pub statement_timeout_seconds: u64,
+    /// How long to wait for the server to accept a connection.
+    pub connect_timeout_seconds: u64,
+}
+
+/// A run that waits longer than this for another run of the same unit has likely hit a stuck
+/// job; the CronJob will try again at its next schedule.
+pub const DEFAULT_LOCK_TIMEOUT_SECONDS: u64 = 300;
+/// Ten seconds covers a cold server start in a pod; longer hides a wrong host.
+pub const DEFAULT_CONNECT_TIMEOUT_SECONDS: u64 = 10;
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            schema: None,
+            lock_timeout_seconds: DEFAULT_LOCK_TIMEOUT_SECONDS,
+            statement_timeout_seconds: 0,
+            connect_timeout_seconds: DEFAULT_CONNECT_TIMEOUT_SECONDS,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("schema", &self.schema)
+            .field("lock_timeout_seconds", &self.lock_timeout_seconds)
+            .field("statement_timeout_seconds", &self.statement_timeout_seconds)
+            .field("connect_timeout_seconds", &self.connect_timeout_seconds)
+            .finish()
+    }
+}
+
+/// Reference data used when koku's tables are absent from the schema.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReferenceConfig {
+    /// Enabled OCP tag keys, used when `reporting_enabledtagkeys` does not exist.
+    pub enabled_tag_keys: Vec<String>,
+    /// Cost categories, used when `reporting_ocp_cost_category_namespace` does not exist.
+    pub cost_categories: Vec<CostCategoryPattern>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CostCategoryPattern {
+    /// A SQL LIKE pattern: `%` any run, `_` any one character.
+    pub namespace: String,
+    pub cost_category_id: i32,
+}
+
+/// A connection URL with its password replaced, for logs and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable url>".into(),
+    }
+}
+
+impl Config {
+    /// Reads `path` (or only defaults when `None`), then applies `COSTAGG_*` overrides from `env`.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let mut tree = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| Error::config("--config", format!("cannot read {}: {e}", p.display())))?;
+                serde_yaml::from_str::<serde_yaml::Value>(&text).map_err(|e| {
+                    Error::config("--config", format!("{} is not valid YAML: {e}", p.display()))
+                })?
+            }
+            None => serde_yaml::Value::Mapping(Default::default()),
+        };
+        if tree.is_null() {
+            tree = serde_yaml::Value::Mapping(Default::default());
+        }
+        for (name, value) in env {
+            if let Some(dotted) = env_key(&name) {
+                set_dotted(&mut tree, &dotted, &value)?;
+            }
+        }
+        let source = path.map_or("defaults".to_string(), |p| p.display().to_string());
+        let mut config: Config = serde_yaml::from_value(tree)
+            .map_err(|e| Error::config(source, format!("does not match the config format: {e}")))?;
+        if config.profile.is_empty() {
+            config.profile = "auto".into();
+        }
+        Ok(config)
+    }
+
+    /// Every problem at once, each naming its key.
+    pub fn validate(&self) -> Result<()> {
+        let mut problems = Vec::new();
+        if self.profile != "auto" && self.profile_spec(&self.profile).is_none() {
+            problems.push(format!(
+                "`profile` names `{}`, which is not a profile (have: auto, {})",
+                self.profile,
+                self.profile_names().join(", ")
+            ));
+        }
+        for (key, template) in [
+            ("input.hourly_template", &self.input.hourly_template),
+            ("input.daily_template", &self.input.daily_template),
+        ] {
+            for needed in ["{folder}", "{source}"] {
+                if !template.contains(needed) {
+                    problems.push(format!("`{key}` must contain {needed}"));
+                }
+            }
+        }
+        if let Some(schema) = &self.database.schema {
+            if let Err(e) = crate::sink::check_identifier(schema) {
+                problems.push(format!("`database.schema` {e}"));
+            }
+        }
+        for (i, c) in self.reference.cost_categories.iter().enumerate() {
+            if c.namespace.is_empty() {
+                problems.push(format!("`reference.cost_categories[{i}].namespace` is empty"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::config("config", problems.join("; ")))
+        }
+    }
+
+    pub fn profile_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = ProfileSpec::builtin().into_keys().map(String::from).collect();
+        names.extend(self.profiles.keys().cloned());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// A named profile: the config file's own, else a built-in one.
+    pub fn profile_spec(&self, name: &str) -> Option<ProfileSpec> {
+        self.profiles
+            .get(name)
+            .cloned()
+            .or_else(|| ProfileSpec::builtin().remove(name))
+    }
+
+    /// The chosen profile turned into numbers for this machine.
+    pub fn resolve_profile(&self, spill_default: &Path) -> Result<Profile> {
+        let spec = if self.profile == "auto" {
+            self.profile_spec("auto").unwrap_or_default()
+        } else {
+            self.profile_spec(&self.profile)
+                .ok_or_else(|| Error::config("profile", format!("`{}` is not a profile", self.profile)))?
+        };
+        Ok(spec.resolve(&self.profile, spill_default))
+    }
+}
+
+/// `COSTAGG_DATABASE__LOCK_TIMEOUT_SECONDS` → `database.lock_timeout_seconds`. Only names with
+/// a `__` section separator are config keys; others (`COSTAGG_ORG`, `COSTAGG_LOG_FORMAT`) are
+/// the environment twins of flags.
+fn env_key(name: &str) -> Option<String> {
+    let rest = name.strip_prefix(ENV_PREFIX)?;
+    if !rest.contains("__") {
+        return None;
+    }
+    Some(rest.to_ascii_lowercase().replace("__", "."))
+}
+
+fn set_dotted(tree: &mut serde_yaml::Value, dotted: &str, raw: &str) -> Result<()> {
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(raw).unwrap_or_else(|_| serde_yaml::Value::String(raw.into()));
+    let mut node = tree;
+    let parts: Vec<&str> = dotted.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let map = node.as_mapping_mut().ok_or_else(|| {
+            Error::config(
+                dotted,
+                "is set from the environment but its parent is not a section",
+            )
+        })?;
+        let key = serde_yaml::Value::String((*part).into());
+        if i + 1 == parts.len() {
+            map.insert(key, value);
+            return Ok(());
+        }
+        node = map
+            .entry(key)
+            .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
+    }
+    Ok(())
+}
+
+/// The default config file shipped with costagg, found next to the working directory.
+pub fn default_path() -> Option<PathBuf> {
+    let p = PathBuf::from("config/costagg.yaml");
+    p.exists().then_some(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_beat_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            "database:\n  schema: from_file\n  lock_timeout_seconds: 7\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&path),
+            [
+                ("COSTAGG_DATABASE__SCHEMA".to_string(), "from_env".to_string()),
+                ("COSTAGG_LOG_FORMAT".to_string(), "json".to_string()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.database.schema.as_deref(), Some("from_env"));
+        assert_eq!(c.database.lock_timeout_seconds, 7);
+        assert_eq!(c.profile, "auto");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "databse:\n  schema: x\n").unwrap();
+        let e = Config::load(Some(&path), []).unwrap_err().to_string();
+        assert!(e.contains("databse"), "{e}");
+    }
+
+    #[test]
+    fn passwords_are_redacted_in_debug_output() {
+        let mut c = Config::default();
+        c.database.url = Some("postgres://u:s3cret@h:5432/db".into());
+        let text = format!("{c:?}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("****"));
+    }
+
+    #[test]
+    fn every_shipped_config_file_parses_and_validates() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let c = Config::load(Some(&path), []).unwrap();
+                c.validate().unwrap();
+                for name in c.profile_names() {
+                    c.profile_spec(&name).unwrap();
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen > 0);
+    }
+}

@@ -1,0 +1,109 @@
+//! Performance profiles: named presets, and `auto`, turned into numbers for this machine.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A profile as written in YAML; zero or absent means "derive it".
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfileSpec {
+    /// Parallel readers and aggregation partitions (0 = the CPUs available).
+    pub target_partitions: usize,
+    /// Rows per record batch (0 = 8192, DataFusion's default).
+    pub batch_size: usize,
+    /// Memory the engine may use before it spills (0 = half the memory limit).
+    pub memory_limit_bytes: u64,
+    /// Where the engine spills (default: the system temp dir).
+    pub spill_dir: Option<PathBuf>,
+    /// Bytes buffered before a COPY chunk is sent to PostgreSQL (0 = 1 MiB).
+    pub copy_buffer_bytes: usize,
+}
+
+/// The numbers a run uses.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    pub target_partitions: usize,
+    pub batch_size: usize,
+    pub memory_limit_bytes: u64,
+    pub spill_dir: PathBuf,
+    pub copy_buffer_bytes: usize,
+}
+
+/// DataFusion's own default batch size; larger batches helped little in measurements.
+pub const DEFAULT_BATCH_SIZE: usize = 8192;
+/// One MiB per COPY chunk keeps the socket busy without holding much memory.
+pub const DEFAULT_COPY_BUFFER_BYTES: usize = 1 << 20;
+
+impl ProfileSpec {
+    /// The built-in presets; a config file may override any of them by name.
+    pub fn builtin() -> BTreeMap<&'static str, ProfileSpec> {
+        let mib = 1u64 << 20;
+        BTreeMap::from([
+            ("auto", ProfileSpec::default()),
+            (
+                "small",
+                ProfileSpec {
+                    target_partitions: 1,
+                    batch_size: 4096,
+                    memory_limit_bytes: 256 * mib,
+                    copy_buffer_bytes: 256 << 10,
+                    ..Default::default()
+                },
+            ),
+            (
+                "medium",
+                ProfileSpec {
+                    target_partitions: 2,
+                    batch_size: 8192,
+                    memory_limit_bytes: 1024 * mib,
+                    ..Default::default()
+                },
+            ),
+            (
+                "large",
+                ProfileSpec {
+                    target_partitions: 0,
+                    batch_size: 16384,
+                    memory_limit_bytes: 4096 * mib,
+                    copy_buffer_bytes: 4 << 20,
+                    ..Default::default()
+                },
+            ),
+        ])
+    }
+
+    pub fn resolve(&self, name: &str, spill_default: &Path) -> Profile {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let memory_limit_bytes = if self.memory_limit_bytes > 0 {
+            self.memory_limit_bytes
+        } else {
+            crate::memory::limit_bytes() / 2
+        };
+        Profile {
+            name: name.to_string(),
+            target_partitions: if self.target_partitions > 0 {
+                self.target_partitions
+            } else {
+                cpus
+            },
+            batch_size: if self.batch_size > 0 {
+                self.batch_size
+            } else {
+                DEFAULT_BATCH_SIZE
+            },
+            memory_limit_bytes,
+            spill_dir: self
+                .spill_dir
+                .clone()
+                .unwrap_or_else(|| spill_default.to_path_buf()),
+            copy_buffer_bytes: if self.copy_buffer_bytes > 0 {
+                self.copy_buffer_bytes
+            } else {
+                DEFAULT_COPY_BUFFER_BYTES
+            },
+        }
+    }
+}

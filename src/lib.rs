@@ -1,0 +1,265 @@
+//! costagg: koku's OpenShift daily usage summary, from Parquet to PostgreSQL.
+//!
+//! The pipeline for one unit of work: input (list and check files) → summary (DataFusion SQL
+//! mirroring koku's) → sink (one PostgreSQL transaction).
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod input;
+pub mod memory;
+pub mod report;
+pub mod sink;
+pub mod summary;
+pub mod telemetry;
+pub mod unit;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use futures::StreamExt;
+use tracing::{Instrument, info, info_span, warn};
+
+use config::{Config, Profile};
+use error::{Error, Result};
+use input::ReportType;
+use report::RunReport;
+use summary::Reference;
+use summary::labels::EnabledKeys;
+use unit::UnitOfWork;
+
+/// Everything a run needs, resolved from flags, environment and config.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub unit: UnitOfWork,
+    pub input_root: PathBuf,
+    pub config: Config,
+    pub profile: Profile,
+    pub database_url: String,
+}
+
+impl RunRequest {
+    /// Resolves what the user typed (flags over env over config file over defaults).
+    pub fn from_args(args: &cli::RunArgs) -> Result<Self> {
+        let config_path = args.config.clone().or_else(config::default_path);
+        let mut config = Config::load(config_path.as_deref(), std::env::vars())?;
+        if let Some(p) = &args.profile {
+            config.profile = p.clone();
+        }
+        if let Some(s) = &args.schema {
+            config.database.schema = Some(s.clone());
+        }
+        if let Some(root) = &args.input {
+            config.input.root = Some(root.clone());
+        }
+        if let Some(url) = &args.database_url {
+            config.database.url = Some(url.clone());
+        }
+        config.validate()?;
+        let root = config.input.root.clone().ok_or_else(|| {
+            Error::config(
+                "--input",
+                "is required: the folder holding koku's data/parquet tree",
+            )
+        })?;
+        if root.starts_with("s3://") {
+            return Err(Error::config(
+                "--input",
+                "s3:// input is not supported yet; use a local folder",
+            ));
+        }
+        let database_url = config
+            .database
+            .url
+            .clone()
+            .ok_or_else(|| Error::config("--database-url", "is required (or set DATABASE_URL)"))?;
+        let (year, month) = UnitOfWork::parse_month(&args.month)?;
+        let schema = config.database.schema.clone().unwrap_or_else(|| args.org.clone());
+        sink::check_identifier(&schema).map_err(|e| Error::config("--schema", e))?;
+        let cluster_id = args.cluster_id.clone().unwrap_or_else(|| args.source.to_string());
+        let unit = UnitOfWork {
+            org: args.org.clone(),
+            source: args.source,
+            year,
+            month,
+            start_date: args
+                .start_date
+                .unwrap_or_else(|| UnitOfWork::first_day(year, month)),
+            end_date: args.end_date.unwrap_or_else(|| {
+                UnitOfWork::next_month_start(year, month)
+                    .pred_opt()
+                    .expect("valid date")
+            }),
+            cluster_alias: args.cluster_alias.clone().unwrap_or_else(|| cluster_id.clone()),
+            cluster_id,
+            report_period_id: args.report_period_id,
+            schema,
+        };
+        unit.check_days()?;
+        let profile = config.resolve_profile(&std::env::temp_dir())?;
+        Ok(RunRequest {
+            unit,
+            input_root: PathBuf::from(root),
+            config,
+            profile,
+            database_url,
+        })
+    }
+}
+
+/// Files of each report type for the unit, all checked.
+struct UnitFiles {
+    by_report: Vec<(ReportType, Vec<PathBuf>)>,
+}
+
+impl UnitFiles {
+    fn count(&self, report: ReportType) -> usize {
+        self.by_report
+            .iter()
+            .find(|(r, _)| *r == report)
+            .map_or(0, |(_, f)| f.len())
+    }
+}
+
+/// Lists and checks every file of the unit; all problems are reported together, before
+/// anything is written.
+async fn discover(req: &RunRequest) -> Result<UnitFiles> {
+    let mut by_report = Vec::new();
+    let mut problems = Vec::new();
+    for report in ReportType::ALL {
+        let (searched, files) =
+            input::layout::list_files(&req.input_root, &req.config.input, &req.unit, report)?;
+        if files.is_empty() && report.required() {
+            return Err(Error::NoInput {
+                report: report.folder().into(),
+                searched: searched.display().to_string(),
+            });
+        }
+        let checked = files.clone();
+        let found = tokio::task::spawn_blocking(move || input::schema::check_files(report, &checked))
+            .await
+            .map_err(|e| Error::Internal(format!("schema check task failed: {e}")))?;
+        problems.extend(found);
+        tracing::debug!(report = report.folder(), files = files.len(), folder = %searched.display(), "listed files");
+        by_report.push((report, files));
+    }
+    match problems.len() {
+        0 => Ok(UnitFiles { by_report }),
+        1 => Err(problems.remove(0)),
+        _ => Err(Error::InputProblems(problems)),
+    }
+}
+
+/// Reference data: koku's tables when the schema has them, else the config's.
+async fn reference(client: &tokio_postgres::Client, req: &RunRequest) -> Result<Reference> {
+    let schema = &req.unit.schema;
+    let enabled_keys = match sink::enabled_tag_keys(client, schema).await? {
+        Some(keys) => keys,
+        None => EnabledKeys::from_enabled(req.config.reference.enabled_tag_keys.iter().cloned()),
+    };
+    let cost_categories = match sink::cost_categories(client, schema).await? {
+        Some(c) => c,
+        None => req.config.reference.cost_categories.clone(),
+    };
+    Ok(Reference {
+        enabled_keys,
+        cost_categories,
+    })
+}
+
+/// Runs one unit: check input, summarise, replace the unit's rows. Nothing is written unless
+/// everything succeeds.
+pub async fn run(req: &RunRequest) -> Result<RunReport> {
+    let unit = &req.unit;
+    let span = info_span!("unit", source = %unit.source, month = %unit.month_label());
+    async move {
+        let started = Instant::now();
+        info!(
+            start = %unit.start_date, end = %unit.end_date, schema = %unit.schema,
+            profile = %req.profile.name, partitions = req.profile.target_partitions,
+            batch_rows = req.profile.batch_size, memory_limit_bytes = req.profile.memory_limit_bytes,
+            "run started"
+        );
+        let files = discover(req).instrument(info_span!("scan")).await?;
+        let check_ms = started.elapsed().as_millis() as u64;
+
+        let t = Instant::now();
+        let mut client = sink::connect(&req.database_url, &req.config.database).await?;
+        let reference = reference(&client, req).await?;
+        let reference_ms = t.elapsed().as_millis() as u64;
+
+        let malformed = Arc::new(AtomicU64::new(0));
+        let ctx = summary::session(&req.profile, &reference, malformed.clone())?;
+        for (report, paths) in &files.by_report {
+            input::schema::register(&ctx, *report, paths)?;
+        }
+        let first_day = summary::first_pod_day(&ctx, unit.start_date, unit.end_date)
+            .await?
+            .ok_or_else(|| Error::NoRowsInRange {
+                start: unit.start_date.to_string(),
+                end: unit.end_date.to_string(),
+                searched: req.input_root.display().to_string(),
+            })?;
+        if first_day > unit.start_date {
+            info!(first_day = %first_day, "input starts after the range start; earlier days are kept");
+        }
+
+        let t = Instant::now();
+        let stream = summary::pod_rows(&ctx, first_day, unit.end_date)
+            .await?
+            .execute_stream()
+            .await?
+            .map(|b| b.map_err(Error::from));
+        let outcome = sink::replace_unit(
+            &mut client,
+            &req.config.database,
+            unit,
+            first_day,
+            req.profile.copy_buffer_bytes,
+            stream,
+        )
+        .instrument(info_span!("write"))
+        .await?;
+        let summarize_write_ms = t.elapsed().as_millis() as u64;
+
+        let malformed_labels = malformed.load(Ordering::Relaxed);
+        if malformed_labels > 0 {
+            warn!(values = malformed_labels, "malformed label JSON was read as {{}}");
+        }
+        let report = RunReport {
+            source: unit.source.to_string(),
+            month: unit.month_label(),
+            start_date: unit.start_date.to_string(),
+            end_date: unit.end_date.to_string(),
+            first_day: first_day.to_string(),
+            schema: unit.schema.clone(),
+            profile: req.profile.name.clone(),
+            pod_usage_files: files.count(ReportType::PodUsage),
+            node_label_files: files.count(ReportType::NodeLabels),
+            namespace_label_files: files.count(ReportType::NamespaceLabels),
+            rows_deleted: outcome.rows_deleted,
+            rows_written: outcome.rows_written,
+            malformed_labels,
+            table_created: outcome.table_created,
+            check_ms,
+            reference_ms,
+            summarize_write_ms,
+            total_ms: started.elapsed().as_millis() as u64,
+            peak_rss_bytes: memory::peak_rss_bytes(),
+        };
+        info!(
+            rows_written = report.rows_written,
+            rows_deleted = report.rows_deleted,
+            files = report.pod_usage_files,
+            total_ms = report.total_ms,
+            peak_rss_bytes = report.peak_rss_bytes,
+            "run finished"
+        );
+        Ok(report)
+    }
+    .instrument(span)
+    .await
+}
