@@ -1,0 +1,151 @@
+//! Input: koku's report types, where their files live for a unit, and their schema checks.
+
+pub mod layout;
+pub mod schema;
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// One of koku's OCP report types, named by its folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReportType {
+    PodUsage,
+    NodeLabels,
+    NamespaceLabels,
+}
+
+/// What a column holds, and so which Parquet types are usable for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A timestamp of any unit, with or without a zone; read as UTC wall clock.
+    Timestamp,
+    /// A string (UTF8, LARGE_UTF8, view or dictionary-encoded).
+    Text,
+    /// A quantity: a double, or any integer or decimal, cast to double.
+    Quantity,
+}
+
+/// A column costagg reads, and whether a file may lack it.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+}
+
+const fn req(name: &'static str, kind: Kind) -> Column {
+    Column {
+        name,
+        kind,
+        required: true,
+    }
+}
+const fn opt(name: &'static str, kind: Kind) -> Column {
+    Column {
+        name,
+        kind,
+        required: false,
+    }
+}
+
+const POD_USAGE_COLUMNS: &[Column] = &[
+    req("interval_start", Kind::Timestamp),
+    req("namespace", Kind::Text),
+    req("pod", Kind::Text),
+    req("node", Kind::Text),
+    req("resource_id", Kind::Text),
+    req("pod_labels", Kind::Text),
+    req("pod_usage_cpu_core_seconds", Kind::Quantity),
+    req("pod_request_cpu_core_seconds", Kind::Quantity),
+    req("pod_limit_cpu_core_seconds", Kind::Quantity),
+    req("pod_usage_memory_byte_seconds", Kind::Quantity),
+    req("pod_request_memory_byte_seconds", Kind::Quantity),
+    req("pod_limit_memory_byte_seconds", Kind::Quantity),
+    req("node_capacity_cpu_cores", Kind::Quantity),
+    req("node_capacity_cpu_core_seconds", Kind::Quantity),
+    req("node_capacity_memory_bytes", Kind::Quantity),
+    req("node_capacity_memory_byte_seconds", Kind::Quantity),
+    opt("pod_effective_usage_cpu_core_seconds", Kind::Quantity),
+    opt("pod_effective_usage_memory_byte_seconds", Kind::Quantity),
+];
+
+const NODE_LABEL_COLUMNS: &[Column] = &[
+    req("interval_start", Kind::Timestamp),
+    req("node", Kind::Text),
+    req("node_labels", Kind::Text),
+];
+
+const NAMESPACE_LABEL_COLUMNS: &[Column] = &[
+    req("interval_start", Kind::Timestamp),
+    req("namespace", Kind::Text),
+    req("namespace_labels", Kind::Text),
+];
+
+impl ReportType {
+    pub const ALL: [ReportType; 3] = [
+        ReportType::PodUsage,
+        ReportType::NodeLabels,
+        ReportType::NamespaceLabels,
+    ];
+
+    /// The folder name in koku's layout.
+    pub fn folder(self) -> &'static str {
+        match self {
+            ReportType::PodUsage => "pod_usage",
+            ReportType::NodeLabels => "node_labels",
+            ReportType::NamespaceLabels => "namespace_labels",
+        }
+    }
+
+    /// The table name the summary SQL uses: koku's Trino table name.
+    pub fn table_name(self) -> &'static str {
+        match self {
+            ReportType::PodUsage => "openshift_pod_usage_line_items",
+            ReportType::NodeLabels => "openshift_node_labels_line_items",
+            ReportType::NamespaceLabels => "openshift_namespace_labels_line_items",
+        }
+    }
+
+    /// Whether a unit without these files is an error.
+    pub fn required(self) -> bool {
+        matches!(self, ReportType::PodUsage)
+    }
+
+    pub fn columns(self) -> &'static [Column] {
+        match self {
+            ReportType::PodUsage => POD_USAGE_COLUMNS,
+            ReportType::NodeLabels => NODE_LABEL_COLUMNS,
+            ReportType::NamespaceLabels => NAMESPACE_LABEL_COLUMNS,
+        }
+    }
+
+    /// The table schema every file is read as: only the columns used, in canonical types.
+    pub fn table_schema(self) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .columns()
+            .iter()
+            .map(|c| Field::new(c.name, c.kind.table_type(), true))
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+}
+
+impl Kind {
+    /// The type the column is read as, whatever the file holds.
+    pub fn table_type(self) -> DataType {
+        match self {
+            Kind::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
+            Kind::Text => DataType::Utf8,
+            Kind::Quantity => DataType::Float64,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::Timestamp => "a timestamp (INT64 TIMESTAMP millis, micros or nanos)",
+            Kind::Text => "a string (UTF8)",
+            Kind::Quantity => "a number (DOUBLE, integer or decimal)",
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Schema checks that name the file and column, and registering checked files as tables.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::SessionContext;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::error::{Error, Result};
+use crate::input::{Kind, ReportType};
+
+/// Whether a file's column type can be read as `kind`; `Err` says what was found.
+pub fn check_type(kind: Kind, found: &DataType) -> std::result::Result<(), String> {
+    let ok = match (kind, found) {
+        (_, DataType::Null) => true,
+        (Kind::Timestamp, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) => true,
+        (Kind::Text, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => true,
+        (Kind::Text, DataType::Dictionary(_, value)) => {
+            matches!(
+                value.as_ref(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+        }
+        (Kind::Quantity, t) => t.is_numeric(),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("has type {found}"))
+    }
+}
+
+/// Every problem of one file against a report type's columns.
+pub fn check_schema(file: &Path, report: ReportType, schema: &Schema) -> Vec<Error> {
+    let mut problems = Vec::new();
+    for column in report.columns() {
+        let problem = match schema.field_with_name(column.name) {
+            Ok(field) => check_type(column.kind, field.data_type()).err(),
+            Err(_) if column.required => Some("is missing".to_string()),
+            Err(_) => None,
+        };
+        if let Some(problem) = problem {
+            problems.push(Error::InputSchema {
+                file: file.display().to_string(),
+                column: column.name.to_string(),
+                expected: column.kind.describe().to_string(),
+                problem,
+            });
+        }
+    }
+    problems
+}
+
+/// Reads each file's footer and checks its columns; returns every problem found.
+pub fn check_files(report: ReportType, files: &[PathBuf]) -> Vec<Error> {
+    let mut problems = Vec::new();
+    for file in files {
+        let unreadable = |problem: String| Error::InputUnreadable {
+            file: file.display().to_string(),
+            problem,
+        };
+        let opened = std::fs::File::open(file).map_err(|e| unreadable(e.to_string()));
+        let builder = opened.and_then(|f| {
+            ParquetRecordBatchReaderBuilder::try_new(f)
+                .map_err(|e| unreadable(format!("not a readable Parquet file ({e})")))
+        });
+        match builder {
+            Ok(b) => problems.extend(check_schema(file, report, b.schema())),
+            Err(e) => problems.push(e),
+        }
+    }
+    problems
+}
+
+/// Registers the checked files of a report type as the table the summary SQL reads, in the
+/// report type's table schema (DataFusion casts each file's columns and fills absent optional
+/// columns with nulls). No files gives an empty table.
+pub fn register(ctx: &SessionContext, report: ReportType, files: &[PathBuf]) -> Result<()> {
+    let schema = report.table_schema();
+    let table: Arc<dyn datafusion::catalog::TableProvider> = if files.is_empty() {
+        Arc::new(MemTable::try_new(schema, vec![vec![]])?)
+    } else {
+        let urls = files
+            .iter()
+            .map(|f| {
+                let absolute = std::path::absolute(f).map_err(|e| Error::Io {
+                    path: f.clone(),
+                    source: e,
+                })?;
+                Ok(ListingTableUrl::parse(absolute.to_string_lossy())?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension("");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(schema);
+        Arc::new(ListingTable::try_new(config)?)
+    };
+    ctx.register_table(report.table_name(), table)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{Field, TimeUnit};
+
+    #[test]
+    fn a_missing_required_column_and_a_bad_type_are_both_named() {
+        let schema = Schema::new(vec![
+            Field::new(
+                "interval_start",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("node", DataType::Int64, true),
+        ]);
+        let problems = check_schema(Path::new("x.parquet"), ReportType::NodeLabels, &schema);
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "x.parquet: column `node` has type Int64 (expected a string (UTF8))",
+                "x.parquet: column `node_labels` is missing (expected a string (UTF8))",
+            ]
+        );
+    }
+
+    #[test]
+    fn integers_decimals_and_large_strings_are_usable() {
+        assert!(check_type(Kind::Quantity, &DataType::Int64).is_ok());
+        assert!(check_type(Kind::Quantity, &DataType::Decimal128(20, 4)).is_ok());
+        assert!(check_type(Kind::Text, &DataType::LargeUtf8).is_ok());
+        assert!(check_type(Kind::Text, &DataType::Null).is_ok());
+        assert!(check_type(Kind::Quantity, &DataType::Utf8).is_err());
+    }
+}
