@@ -1,0 +1,163 @@
+-- costagg's port of the Pod section of koku's Trino SQL
+-- `trino_sql/openshift/reporting_ocpusagelineitem_daily_summary.sql`.
+-- CTE names and column names are koku's so the two can be read side by side.
+-- `{{start}}` and `{{end}}` are the unit's day range as timestamps, end exclusive
+-- (koku: `interval_start >= {{start_date}} AND interval_start < date_add('day', 1, {{end_date}})`).
+-- koku's `source`/`year`/`month` predicates are the folder costagg reads, so they are absent here.
+-- Enabled keys: koku's `cte_pg_enabled_keys` + `map_filter(..., contains(pek.keys, k))` is
+-- `koku_filter_labels`, which holds the enabled keys itself.
+
+WITH cte_ocp_node_label_line_item_daily AS (
+    -- koku: GROUP BY date(interval_start), node, filtered node_labels. costagg first takes the
+    -- distinct raw strings so the filter runs once per distinct (day, node, labels).
+    SELECT DISTINCT d.usage_start,
+        d.node,
+        koku_filter_labels(d.node_labels) AS node_labels
+    FROM (
+        SELECT DISTINCT CAST(nli.interval_start AS DATE) AS usage_start, nli.node, nli.node_labels
+        FROM openshift_node_labels_line_items AS nli
+        WHERE nli.interval_start >= {{start}}
+            AND nli.interval_start < {{end}}
+    ) AS d
+),
+cte_ocp_namespace_label_line_item_daily AS (
+    SELECT DISTINCT d.usage_start,
+        d.namespace,
+        koku_filter_labels(d.namespace_labels) AS namespace_labels
+    FROM (
+        SELECT DISTINCT CAST(nsli.interval_start AS DATE) AS usage_start, nsli.namespace, nsli.namespace_labels
+        FROM openshift_namespace_labels_line_items AS nsli
+        WHERE nsli.interval_start >= {{start}}
+            AND nsli.interval_start < {{end}}
+    ) AS d
+),
+cte_ocp_node_capacity AS (
+    -- Max per (hour, node), then summed per (day, node). koku keeps rows with an empty node here.
+    SELECT CAST(nc.interval_start AS DATE) AS usage_start,
+        nc.node,
+        sum(nc.node_capacity_cpu_core_seconds) AS node_capacity_cpu_core_seconds,
+        sum(nc.node_capacity_memory_byte_seconds) AS node_capacity_memory_byte_seconds
+    FROM (
+        SELECT li.interval_start,
+            li.node,
+            max(li.node_capacity_cpu_core_seconds) AS node_capacity_cpu_core_seconds,
+            max(li.node_capacity_memory_byte_seconds) AS node_capacity_memory_byte_seconds
+        FROM openshift_pod_usage_line_items AS li
+        WHERE li.interval_start >= {{start}}
+            AND li.interval_start < {{end}}
+        GROUP BY li.interval_start, li.node
+    ) AS nc
+    GROUP BY CAST(nc.interval_start AS DATE), nc.node
+),
+cte_ocp_cluster_capacity AS (
+    SELECT nc.usage_start,
+        sum(nc.node_capacity_cpu_core_seconds) AS cluster_capacity_cpu_core_seconds,
+        sum(nc.node_capacity_memory_byte_seconds) AS cluster_capacity_memory_byte_seconds
+    FROM cte_ocp_node_capacity AS nc
+    GROUP BY nc.usage_start
+),
+-- costagg: koku groups the line items by (day, namespace, node, source, merged label map) in
+-- one step. We first group by the raw pod_labels string, then filter and merge labels per
+-- group and group again by the merged labels. Sums and maxima are associative, so the rows
+-- are koku's; label work runs per group instead of per line item.
+cte_pod_usage_by_raw_labels AS (
+    SELECT CAST(li.interval_start AS DATE) AS usage_start,
+        li.namespace,
+        li.node,
+        li.pod_labels,
+        max(li.resource_id) AS resource_id,
+        sum(li.pod_usage_cpu_core_seconds) AS pod_usage_cpu_core_seconds,
+        sum(li.pod_request_cpu_core_seconds) AS pod_request_cpu_core_seconds,
+        sum(coalesce(li.pod_effective_usage_cpu_core_seconds,
+            greatest(li.pod_usage_cpu_core_seconds, li.pod_request_cpu_core_seconds))) AS pod_effective_usage_cpu_core_seconds,
+        sum(li.pod_limit_cpu_core_seconds) AS pod_limit_cpu_core_seconds,
+        sum(li.pod_usage_memory_byte_seconds) AS pod_usage_memory_byte_seconds,
+        sum(li.pod_request_memory_byte_seconds) AS pod_request_memory_byte_seconds,
+        sum(coalesce(li.pod_effective_usage_memory_byte_seconds,
+            greatest(li.pod_usage_memory_byte_seconds, li.pod_request_memory_byte_seconds))) AS pod_effective_usage_memory_byte_seconds,
+        sum(li.pod_limit_memory_byte_seconds) AS pod_limit_memory_byte_seconds,
+        max(li.node_capacity_cpu_cores) AS node_capacity_cpu_cores,
+        max(li.node_capacity_memory_bytes) AS node_capacity_memory_bytes
+    FROM openshift_pod_usage_line_items AS li
+    WHERE li.interval_start >= {{start}}
+        AND li.interval_start < {{end}}
+        AND li.node != ''
+    GROUP BY CAST(li.interval_start AS DATE), li.namespace, li.node, li.pod_labels
+),
+cte_pod_usage_labelled AS (
+    -- koku: map_concat(node labels, namespace labels, filtered pod labels), later keys winning,
+    -- a missing node or namespace label row counting as '{}'. Like koku's LEFT JOINs, a node
+    -- whose enabled labels change within a day yields one row per label set.
+    SELECT r.*,
+        koku_merge_labels(nli.node_labels, nsli.namespace_labels, koku_filter_labels(r.pod_labels)) AS merged_labels
+    FROM cte_pod_usage_by_raw_labels AS r
+    LEFT JOIN cte_ocp_node_label_line_item_daily AS nli
+        ON nli.node = r.node
+        AND nli.usage_start = r.usage_start
+    LEFT JOIN cte_ocp_namespace_label_line_item_daily AS nsli
+        ON nsli.namespace = r.namespace
+        AND nsli.usage_start = r.usage_start
+),
+cte_pod_usage AS (
+    SELECT l.usage_start,
+        l.namespace,
+        l.node,
+        l.merged_labels AS pod_labels,
+        max(l.resource_id) AS resource_id,
+        sum(l.pod_usage_cpu_core_seconds) AS pod_usage_cpu_core_seconds,
+        sum(l.pod_request_cpu_core_seconds) AS pod_request_cpu_core_seconds,
+        sum(l.pod_effective_usage_cpu_core_seconds) AS pod_effective_usage_cpu_core_seconds,
+        sum(l.pod_limit_cpu_core_seconds) AS pod_limit_cpu_core_seconds,
+        sum(l.pod_usage_memory_byte_seconds) AS pod_usage_memory_byte_seconds,
+        sum(l.pod_request_memory_byte_seconds) AS pod_request_memory_byte_seconds,
+        sum(l.pod_effective_usage_memory_byte_seconds) AS pod_effective_usage_memory_byte_seconds,
+        sum(l.pod_limit_memory_byte_seconds) AS pod_limit_memory_byte_seconds,
+        max(l.node_capacity_cpu_cores) AS node_capacity_cpu_cores,
+        max(l.node_capacity_memory_bytes) AS node_capacity_memory_bytes
+    FROM cte_pod_usage_labelled AS l
+    GROUP BY l.usage_start, l.namespace, l.node, l.merged_labels
+),
+cte_cost_category AS (
+    -- koku: LEFT JOIN reporting_ocp_cost_category_namespace ON namespace LIKE pattern, then
+    -- max(cost_category_id) in the grouping. costagg matches each distinct namespace once and
+    -- takes the max, so overlapping patterns (which koku's API forbids) never multiply sums.
+    SELECT n.namespace,
+        max(cat.cost_category_id) AS cost_category_id
+    FROM (SELECT DISTINCT namespace FROM cte_pod_usage) AS n
+    JOIN reporting_ocp_cost_category_namespace AS cat
+        ON n.namespace LIKE cat.namespace
+    GROUP BY n.namespace
+)
+SELECT 'Pod' AS data_source,
+    pua.usage_start,
+    pua.usage_start AS usage_end,
+    pua.namespace,
+    pua.node,
+    pua.resource_id,
+    pua.pod_labels,
+    pua.pod_usage_cpu_core_seconds / 3600.0 AS pod_usage_cpu_core_hours,
+    pua.pod_request_cpu_core_seconds / 3600.0 AS pod_request_cpu_core_hours,
+    pua.pod_effective_usage_cpu_core_seconds / 3600.0 AS pod_effective_usage_cpu_core_hours,
+    pua.pod_limit_cpu_core_seconds / 3600.0 AS pod_limit_cpu_core_hours,
+    pua.pod_usage_memory_byte_seconds / 3600.0 * power(2.0, -30) AS pod_usage_memory_gigabyte_hours,
+    pua.pod_request_memory_byte_seconds / 3600.0 * power(2.0, -30) AS pod_request_memory_gigabyte_hours,
+    pua.pod_effective_usage_memory_byte_seconds / 3600.0 * power(2.0, -30) AS pod_effective_usage_memory_gigabyte_hours,
+    pua.pod_limit_memory_byte_seconds / 3600.0 * power(2.0, -30) AS pod_limit_memory_gigabyte_hours,
+    pua.node_capacity_cpu_cores,
+    nc.node_capacity_cpu_core_seconds / 3600.0 AS node_capacity_cpu_core_hours,
+    pua.node_capacity_memory_bytes * power(2.0, -30) AS node_capacity_memory_gigabytes,
+    nc.node_capacity_memory_byte_seconds / 3600.0 * power(2.0, -30) AS node_capacity_memory_gigabyte_hours,
+    cc.cluster_capacity_cpu_core_seconds / 3600.0 AS cluster_capacity_cpu_core_hours,
+    cc.cluster_capacity_memory_byte_seconds / 3600.0 * power(2.0, -30) AS cluster_capacity_memory_gigabyte_hours,
+    -- koku: all_labels = map_concat(pod_labels, volume_labels); Pod rows have no volume labels.
+    pua.pod_labels AS all_labels,
+    cat.cost_category_id,
+    '{"cpu": 0, "memory": 0, "storage": 0}' AS infrastructure_usage_cost
+FROM cte_pod_usage AS pua
+JOIN cte_ocp_node_capacity AS nc
+    ON nc.usage_start = pua.usage_start
+    AND nc.node = pua.node
+JOIN cte_ocp_cluster_capacity AS cc
+    ON cc.usage_start = pua.usage_start
+LEFT JOIN cte_cost_category AS cat
+    ON cat.namespace = pua.namespace
