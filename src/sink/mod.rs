@@ -1,0 +1,377 @@
+//! PostgreSQL: reference tables in, and one unit replaced in one transaction (lock, delete,
+//! binary COPY, commit).
+
+pub mod copy;
+pub mod ddl;
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use chrono::NaiveDate;
+use datafusion::arrow::array::RecordBatch;
+use futures::{SinkExt, Stream, StreamExt};
+use tokio_postgres::{Client, Transaction};
+use tracing::{debug, info, warn};
+
+use crate::config::{CostCategoryPattern, DatabaseConfig, redact_url};
+use crate::error::{Error, Result};
+use crate::summary::labels::EnabledKeys;
+use crate::unit::UnitOfWork;
+use copy::{OutputColumn, Source, Wire};
+use ddl::{COLUMNS, SUMMARY_TABLE};
+
+/// Checks a schema or table name: letters, digits and `_`, not starting with a digit, at most
+/// 63 bytes. Names are quoted as well; this keeps them readable in logs and koku-compatible.
+pub fn check_identifier(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid schema name (letters, digits and _, not starting with a digit, at most 63)"
+        ))
+    }
+}
+
+/// A double-quoted SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Opens a connection; the connection task runs on the runtime until the client is dropped.
+pub async fn connect(url: &str, db: &DatabaseConfig) -> Result<Client> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        Error::config(
+            "database.url",
+            format!("{} is not a PostgreSQL URL: {e}", redact_url(url)),
+        )
+    })?;
+    if db.connect_timeout_seconds > 0 {
+        config.connect_timeout(Duration::from_secs(db.connect_timeout_seconds));
+    }
+    config.application_name("costagg");
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(Error::database("connect"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            warn!(error = %e, "database connection ended with an error");
+        }
+    });
+    Ok(client)
+}
+
+async fn table_exists(client: &Client, schema: &str, table: &str) -> Result<bool> {
+    let qualified = format!("{}.{}", quote_ident(schema), quote_ident(table));
+    let row = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified])
+        .await
+        .map_err(Error::database("look up tables"))?;
+    Ok(row.get(0))
+}
+
+/// The enabled OCP tag keys from koku's `reporting_enabledtagkeys`, or `None` when the table is
+/// absent from the schema.
+pub async fn enabled_tag_keys(client: &Client, schema: &str) -> Result<Option<EnabledKeys>> {
+    if !table_exists(client, schema, "reporting_enabledtagkeys").await? {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT key FROM {}.reporting_enabledtagkeys WHERE enabled = true AND provider_type = 'OCP'",
+        quote_ident(schema)
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(Error::database("read enabled tag keys"))?;
+    Ok(Some(EnabledKeys::from_enabled(
+        rows.iter().map(|r| r.get::<_, String>(0)),
+    )))
+}
+
+/// Cost-category namespace patterns from koku's `reporting_ocp_cost_category_namespace`, or
+/// `None` when the table is absent.
+pub async fn cost_categories(client: &Client, schema: &str) -> Result<Option<Vec<CostCategoryPattern>>> {
+    if !table_exists(client, schema, "reporting_ocp_cost_category_namespace").await? {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT namespace, cost_category_id FROM {}.reporting_ocp_cost_category_namespace",
+        quote_ident(schema)
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(Error::database("read cost categories"))?;
+    Ok(Some(
+        rows.iter()
+            .map(|r| CostCategoryPattern {
+                namespace: r.get(0),
+                cost_category_id: r.get(1),
+            })
+            .collect(),
+    ))
+}
+
+/// A stable 64-bit advisory-lock key for a unit (FNV-1a of `costagg/<source>/<YYYY-MM>`).
+pub fn lock_key(unit: &UnitOfWork) -> i64 {
+    let text = format!("costagg/{}/{}", unit.source, unit.month_label());
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash as i64
+}
+
+/// What a replace did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WriteOutcome {
+    pub rows_deleted: u64,
+    pub rows_written: u64,
+    pub table_created: bool,
+}
+
+/// Replaces the unit's rows from `first_day` to the unit's end date with `batches`, in one
+/// transaction. On any error the transaction is rolled back and the previous rows stay.
+pub async fn replace_unit<S>(
+    client: &mut Client,
+    db: &DatabaseConfig,
+    unit: &UnitOfWork,
+    first_day: NaiveDate,
+    copy_buffer_bytes: usize,
+    mut batches: S,
+) -> Result<WriteOutcome>
+where
+    S: Stream<Item = Result<RecordBatch>> + Unpin,
+{
+    let schema_q = quote_ident(&unit.schema);
+    let table_q = format!("{schema_q}.{}", quote_ident(SUMMARY_TABLE));
+    let tx = client.transaction().await.map_err(Error::database("begin"))?;
+
+    lock_unit(&tx, db, unit).await?;
+    if db.statement_timeout_seconds > 0 {
+        let sql = format!(
+            "SET LOCAL statement_timeout = '{}s'",
+            db.statement_timeout_seconds
+        );
+        tx.batch_execute(&sql)
+            .await
+            .map_err(Error::database("set statement timeout"))?;
+    }
+
+    let table_created = !table_exists_tx(&tx, &unit.schema, SUMMARY_TABLE).await?;
+    if table_created {
+        for sql in ddl::create_table(&schema_q) {
+            tx.batch_execute(&sql)
+                .await
+                .map_err(Error::database("create table"))?;
+        }
+        info!(table = %table_q, "created the summary table");
+    }
+    let layout = existing_columns(&tx, &unit.schema).await?;
+    ensure_partition(&tx, &schema_q, &table_q, unit).await?;
+
+    // koku leaves the rows the OCP-on-cloud step owns: a non-zero infrastructure_raw_cost.
+    let keep_cloud_rows = if layout.has_infrastructure_raw_cost {
+        " AND coalesce(infrastructure_raw_cost, 0) = 0"
+    } else {
+        ""
+    };
+    let delete = format!(
+        "DELETE FROM {table_q} WHERE source_uuid = $1 AND usage_start >= $2 AND usage_start <= $3{keep_cloud_rows}"
+    );
+    let rows_deleted = tx
+        .execute(&delete, &[&unit.source, &first_day, &unit.end_date])
+        .await
+        .map_err(Error::database("delete previous rows"))?;
+    debug!(rows = rows_deleted, from = %first_day, to = %unit.end_date, "deleted previous rows");
+
+    let columns = output_columns(unit, &layout.wires);
+    let names: Vec<String> = columns.iter().map(|c| quote_ident(c.name)).collect();
+    let copy_sql = format!("COPY {table_q} ({}) FROM STDIN (FORMAT binary)", names.join(", "));
+    let sink = tx
+        .copy_in(&copy_sql)
+        .await
+        .map_err(Error::database("start COPY"))?;
+    futures::pin_mut!(sink);
+    let mut buf = BytesMut::with_capacity(copy_buffer_bytes + (64 << 10));
+    buf.extend_from_slice(copy::HEADER);
+    while let Some(batch) = batches.next().await {
+        copy::encode_batch(&columns, &batch?, &mut buf)?;
+        if buf.len() >= copy_buffer_bytes {
+            sink.send(buf.split().freeze())
+                .await
+                .map_err(Error::database("COPY"))?;
+        }
+    }
+    buf.extend_from_slice(copy::TRAILER);
+    sink.send(buf.split().freeze())
+        .await
+        .map_err(Error::database("COPY"))?;
+    let rows_written = sink.finish().await.map_err(Error::database("finish COPY"))?;
+
+    tx.commit().await.map_err(Error::database("commit"))?;
+    Ok(WriteOutcome {
+        rows_deleted,
+        rows_written,
+        table_created,
+    })
+}
+
+async fn lock_unit(tx: &Transaction<'_>, db: &DatabaseConfig, unit: &UnitOfWork) -> Result<()> {
+    let sql = format!("SET LOCAL lock_timeout = '{}s'", db.lock_timeout_seconds);
+    tx.batch_execute(&sql)
+        .await
+        .map_err(Error::database("set lock timeout"))?;
+    match tx
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(unit)])
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+            return Err(Error::UnitLocked {
+                unit: unit.to_string(),
+            });
+        }
+        Err(e) => return Err(Error::database("lock unit")(e)),
+    }
+    tx.batch_execute("SET LOCAL lock_timeout TO DEFAULT")
+        .await
+        .map_err(Error::database("reset lock timeout"))?;
+    Ok(())
+}
+
+async fn table_exists_tx(tx: &Transaction<'_>, schema: &str, table: &str) -> Result<bool> {
+    let qualified = format!("{}.{}", quote_ident(schema), quote_ident(table));
+    let row = tx
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified])
+        .await
+        .map_err(Error::database("look up tables"))?;
+    Ok(row.get(0))
+}
+
+/// What an existing table offers: the wire format of each column costagg writes.
+struct TableLayout {
+    wires: Vec<Wire>,
+    has_infrastructure_raw_cost: bool,
+}
+
+/// Reads the table's columns and checks that each column costagg writes exists with a type it
+/// can encode; the table is never altered.
+async fn existing_columns(tx: &Transaction<'_>, schema: &str) -> Result<TableLayout> {
+    let qualified = format!("{}.{}", quote_ident(schema), quote_ident(SUMMARY_TABLE));
+    let rows = tx
+        .query(
+            "SELECT a.attname::text, t.typname::text FROM pg_attribute a \
+             JOIN pg_type t ON t.oid = a.atttypid \
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+            &[&qualified],
+        )
+        .await
+        .map_err(Error::database("read table columns"))?;
+    let found: std::collections::HashMap<String, String> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut problems = Vec::new();
+    let mut wires = Vec::new();
+    for (name, _, wire) in COLUMNS {
+        match found.get(*name) {
+            None => problems.push(format!("column {name} is missing")),
+            Some(t) => match ddl::accepts(*wire, t) {
+                Some(w) => wires.push(w),
+                None => problems.push(format!("column {name} has type {t}, costagg writes {wire:?}")),
+            },
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::DatabaseSchema(format!(
+            "{qualified} does not have koku's layout ({}); costagg never alters an existing table",
+            problems.join("; ")
+        )));
+    }
+    Ok(TableLayout {
+        wires,
+        has_infrastructure_raw_cost: found.contains_key("infrastructure_raw_cost"),
+    })
+}
+
+/// Creates the month's partition when the table is partitioned and no partition (nor a
+/// default one) takes the month, as koku's partition manager would.
+async fn ensure_partition(
+    tx: &Transaction<'_>,
+    schema_q: &str,
+    table_q: &str,
+    unit: &UnitOfWork,
+) -> Result<()> {
+    let from = UnitOfWork::first_day(unit.year, unit.month);
+    let to = UnitOfWork::next_month_start(unit.year, unit.month);
+    let bound = format!("FOR VALUES FROM ('{from}') TO ('{to}')");
+    let row = tx
+        .query_one(
+            "SELECT c.relkind = 'p', \
+             coalesce(bool_or(pg_get_expr(p.relpartbound, p.oid) IN ('DEFAULT', $2)), false) \
+             FROM pg_class c LEFT JOIN pg_inherits i ON i.inhparent = c.oid \
+             LEFT JOIN pg_class p ON p.oid = i.inhrelid \
+             WHERE c.oid = to_regclass($1) GROUP BY c.relkind",
+            &[&table_q, &bound],
+        )
+        .await
+        .map_err(Error::database("read partitions"))?;
+    let (partitioned, covered): (bool, bool) = (row.get(0), row.get(1));
+    if partitioned && !covered {
+        let name = ddl::partition_name(unit.year, unit.month);
+        let sql = format!(
+            "CREATE TABLE {schema_q}.{} PARTITION OF {table_q} {bound}",
+            quote_ident(&name)
+        );
+        tx.batch_execute(&sql)
+            .await
+            .map_err(Error::database("create partition"))?;
+        info!(partition = %name, "created the month's partition");
+    }
+    Ok(())
+}
+
+/// The columns written, with unit metadata as constants.
+fn output_columns(unit: &UnitOfWork, wires: &[Wire]) -> Vec<OutputColumn> {
+    COLUMNS
+        .iter()
+        .zip(wires)
+        .map(|((name, _, _), wire)| {
+            let source = match *name {
+                "uuid" => Source::NewUuid,
+                "report_period_id" => {
+                    Source::Constant(unit.report_period_id.map(|id| id.to_be_bytes().to_vec()))
+                }
+                "cluster_id" => Source::Constant(copy::constant_text(&unit.cluster_id)),
+                "cluster_alias" => Source::Constant(copy::constant_text(&unit.cluster_alias)),
+                "source_uuid" => Source::Constant(Some(unit.source.as_bytes().to_vec())),
+                other => Source::Batch(other.to_string()),
+            };
+            OutputColumn {
+                name,
+                wire: *wire,
+                source,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_refuse_anything_that_could_escape_a_quote() {
+        assert!(check_identifier("org1234567").is_ok());
+        assert!(check_identifier("acct_10001").is_ok());
+        assert!(check_identifier("org\"; DROP TABLE x; --").is_err());
+        assert!(check_identifier("1org").is_err());
+        assert!(check_identifier("").is_err());
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}
