@@ -161,7 +161,7 @@ fn json_object(pairs: &[(&str, String)]) -> String {
 /// Writes the sample files for `req`; the same request always gives the same rows.
 pub fn generate(req: &GenerateRequest) -> Result<GenerateSummary> {
     let unit = &req.unit;
-    let mut rng = Rng(req.seed ^ 0x5eed_c057_a66u64);
+    let mut rng = Rng(req.seed ^ 0x05ee_dc05_7a66_u64);
     let days = UnitOfWork::days_in_month(unit.year, unit.month) as u64;
     let hours = days * 24;
     let per_hour = req.rows / hours;

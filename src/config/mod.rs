@@ -180,10 +180,8 @@ impl Config {
                 }
             }
         }
-        if let Some(schema) = &self.database.schema {
-            if let Err(e) = crate::sink::check_identifier(schema) {
-                problems.push(format!("`database.schema` {e}"));
-            }
+        if let Some(Err(e)) = self.database.schema.as_deref().map(crate::sink::check_identifier) {
+            problems.push(format!("`database.schema` {e}"));
         }
         for (i, c) in self.reference.cost_categories.iter().enumerate() {
             if c.namespace.is_empty() {
