@@ -1,0 +1,114 @@
+//! Test harness: a database of its own per test on a real PostgreSQL, and units over
+//! generated or hand-made Parquet.
+
+use std::path::Path;
+
+use costagg::RunRequest;
+use costagg::config::{Config, ProfileSpec};
+use costagg::unit::UnitOfWork;
+use tokio_postgres::{Client, NoTls};
+
+/// The server's admin URL: `COSTAGG_TEST_DATABASE_URL`, else `DATABASE_URL`.
+/// `scripts/test` starts a throwaway cluster and sets it.
+pub fn admin_url() -> String {
+    std::env::var("COSTAGG_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| {
+            panic!(
+                "these tests need a PostgreSQL server: run them with `scripts/test` (which starts a \
+                 throwaway cluster), or set COSTAGG_TEST_DATABASE_URL=postgres://user@host:port/db \
+                 to a server where the user may create databases"
+            )
+        })
+}
+
+pub async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test server at {url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// A fresh database for one test; returns its URL.
+pub async fn fresh_database() -> String {
+    let admin = admin_url();
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    connect(&admin)
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    let mut url = url::Url::parse(&admin).expect("admin URL parses");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+pub const ORG: &str = "org1234567";
+pub const SOURCE_A: &str = "6f5f1c0e-0000-4000-8000-00000000000a";
+pub const SOURCE_B: &str = "6f5f1c0e-0000-4000-8000-00000000000b";
+
+/// A unit of the whole month for `source` and `month` (YYYY-MM).
+pub fn unit(source: &str, month: &str) -> UnitOfWork {
+    let (year, m) = UnitOfWork::parse_month(month).unwrap();
+    UnitOfWork {
+        org: ORG.into(),
+        source: source.parse().unwrap(),
+        year,
+        month: m,
+        start_date: UnitOfWork::first_day(year, m),
+        end_date: UnitOfWork::next_month_start(year, m).pred_opt().unwrap(),
+        cluster_id: "cluster-1".into(),
+        cluster_alias: "Cluster One".into(),
+        report_period_id: Some(7),
+        schema: ORG.into(),
+    }
+}
+
+pub fn request(unit: UnitOfWork, root: &Path, url: &str, config: Config) -> RunRequest {
+    RunRequest {
+        unit,
+        input_root: root.to_path_buf(),
+        profile: ProfileSpec::builtin()["small"].resolve("small", &std::env::temp_dir()),
+        config,
+        database_url: url.to_string(),
+    }
+}
+
+/// A config enabling the generator's label keys.
+pub fn config_with_keys(keys: &[&str]) -> Config {
+    let mut c = Config {
+        profile: "small".into(),
+        ..Default::default()
+    };
+    c.reference.enabled_tag_keys = keys.iter().map(|k| k.to_string()).collect();
+    c
+}
+
+/// Writes `rows` generated rows for a unit under `root`.
+pub fn generate(root: &Path, source: &str, month: &str, rows: u64, seed: u64) {
+    let args = costagg::cli::GenerateArgs {
+        rows,
+        month: month.into(),
+        org: ORG.into(),
+        source: source.parse().unwrap(),
+        out: root.to_path_buf(),
+        seed,
+    };
+    costagg::generate::generate(&costagg::generate::GenerateRequest::from_args(&args).unwrap()).unwrap();
+}
+
+/// The summary table's rows for a source as text, uuid left out, in a stable order.
+pub async fn dump(client: &Client, source: &str) -> Vec<String> {
+    let sql = format!(
+        "SELECT (to_jsonb(s) - 'uuid')::text FROM {ORG}.reporting_ocpusagelineitem_daily_summary s \
+         WHERE source_uuid = '{source}' ORDER BY 1"
+    );
+    client
+        .query(&sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}

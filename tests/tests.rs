@@ -1,0 +1,5 @@
+//! The one integration-test binary: a real PostgreSQL, real Parquet files, the built binary.
+
+mod e2e;
+mod harness;
+mod write;

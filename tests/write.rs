@@ -1,0 +1,430 @@
+//! Integration tests against a real PostgreSQL: table creation, idempotent replacement,
+//! untouched neighbours, an existing koku table, exact numbers.
+
+use std::sync::Arc;
+
+use costagg::config::CostCategoryPattern;
+use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn the_table_is_created_with_kokus_types_and_a_month_partition() {
+    let url = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), SOURCE_A, "2025-10", 3000, 1);
+    let report = costagg::run(&request(
+        unit(SOURCE_A, "2025-10"),
+        dir.path(),
+        &url,
+        config_with_keys(&["app"]),
+    ))
+    .await
+    .unwrap();
+    assert!(report.table_created);
+    assert!(report.rows_written > 0);
+
+    let client = connect(&url).await;
+    let types: Vec<(String, String)> = client
+        .query(
+            "SELECT column_name::text, CASE WHEN data_type = 'numeric' \
+             THEN format('numeric(%s,%s)', numeric_precision, numeric_scale) ELSE data_type::text END \
+             FROM information_schema.columns WHERE table_schema = $1 \
+             AND table_name = 'reporting_ocpusagelineitem_daily_summary' ORDER BY ordinal_position",
+            &[&ORG],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let type_of = |c: &str| {
+        types
+            .iter()
+            .find(|(n, _)| n == c)
+            .map(|(_, t)| t.as_str())
+            .unwrap()
+    };
+    assert_eq!(type_of("uuid"), "uuid");
+    assert_eq!(type_of("source_uuid"), "uuid");
+    assert_eq!(type_of("usage_start"), "date");
+    assert_eq!(type_of("pod_labels"), "jsonb");
+    assert_eq!(type_of("all_labels"), "jsonb");
+    assert_eq!(type_of("namespace"), "character varying");
+    assert_eq!(type_of("pod_usage_cpu_core_hours"), "numeric(33,15)");
+    assert_eq!(type_of("cost_category_id"), "integer");
+    assert!(
+        !types.iter().any(|(n, _)| n == "pod"),
+        "koku's summary has no pod column"
+    );
+
+    let partitions: Vec<String> = client
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = to_regclass('org1234567.reporting_ocpusagelineitem_daily_summary')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(partitions, ["reporting_ocpusagelineitem_daily_summary_2025_10"]);
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT usage_start), min(cluster_id), min(cluster_alias), \
+             min(report_period_id), bool_and(usage_end = usage_start), bool_and(data_source = 'Pod') \
+             FROM org1234567.reporting_ocpusagelineitem_daily_summary",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0) as u64, report.rows_written);
+    assert_eq!(row.get::<_, i64>(1), 31);
+    assert_eq!(row.get::<_, String>(2), "cluster-1");
+    assert_eq!(row.get::<_, String>(3), "Cluster One");
+    assert_eq!(row.get::<_, i32>(4), 7);
+    assert!(row.get::<_, bool>(5));
+    assert!(row.get::<_, bool>(6));
+}
+
+#[tokio::test]
+async fn running_the_same_unit_twice_leaves_identical_contents() {
+    let url = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), SOURCE_A, "2025-10", 3000, 2);
+    let req = request(
+        unit(SOURCE_A, "2025-10"),
+        dir.path(),
+        &url,
+        config_with_keys(&["app", "version"]),
+    );
+    let first = costagg::run(&req).await.unwrap();
+    let client = connect(&url).await;
+    let before = dump(&client, SOURCE_A).await;
+    let second = costagg::run(&req).await.unwrap();
+    let after = dump(&client, SOURCE_A).await;
+    assert_eq!(first.rows_written, second.rows_written);
+    assert_eq!(second.rows_deleted, first.rows_written);
+    assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn another_source_and_another_month_are_untouched() {
+    let url = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), SOURCE_A, "2025-10", 2000, 3);
+    generate(dir.path(), SOURCE_B, "2025-10", 2000, 4);
+    generate(dir.path(), SOURCE_A, "2025-11", 2000, 5);
+    let config = config_with_keys(&["app"]);
+    for (source, month) in [
+        (SOURCE_A, "2025-10"),
+        (SOURCE_B, "2025-10"),
+        (SOURCE_A, "2025-11"),
+    ] {
+        costagg::run(&request(unit(source, month), dir.path(), &url, config.clone()))
+            .await
+            .unwrap();
+    }
+    let client = connect(&url).await;
+    let b_before = dump(&client, SOURCE_B).await;
+    let a_before = dump(&client, SOURCE_A).await;
+    let a_nov: Vec<&String> = a_before.iter().filter(|r| r.contains("2025-11-")).collect();
+    assert!(!a_nov.is_empty());
+
+    // Re-run source A for October with other keys enabled: its October rows change...
+    costagg::run(&request(
+        unit(SOURCE_A, "2025-10"),
+        dir.path(),
+        &url,
+        config_with_keys(&["app", "version"]),
+    ))
+    .await
+    .unwrap();
+    let a_after = dump(&client, SOURCE_A).await;
+    assert_ne!(a_before, a_after);
+    // ...while source B and source A's November stay exactly as they were.
+    assert_eq!(dump(&client, SOURCE_B).await, b_before);
+    let a_nov_after: Vec<&String> = a_after.iter().filter(|r| r.contains("2025-11-")).collect();
+    assert_eq!(a_nov, a_nov_after);
+}
+
+/// koku's own table, as its migrations leave it: more columns than costagg writes, a default
+/// partition, and reference tables beside it.
+const KOKU_TABLES: &str = "
+CREATE SCHEMA org1234567;
+CREATE TABLE org1234567.reporting_ocpusagelineitem_daily_summary (
+    uuid uuid NOT NULL, report_period_id integer, cluster_id varchar(50), cluster_alias varchar(256),
+    data_source varchar(64), usage_start date NOT NULL, usage_end date NOT NULL,
+    namespace varchar(253), node varchar(253), resource_id varchar(253), pod_labels jsonb,
+    pod_usage_cpu_core_hours numeric(33,15), pod_request_cpu_core_hours numeric(33,15),
+    pod_effective_usage_cpu_core_hours numeric(33,15), pod_limit_cpu_core_hours numeric(33,15),
+    pod_usage_memory_gigabyte_hours numeric(33,15), pod_request_memory_gigabyte_hours numeric(33,15),
+    pod_effective_usage_memory_gigabyte_hours numeric(33,15), pod_limit_memory_gigabyte_hours numeric(33,15),
+    node_capacity_cpu_cores numeric(33,15), node_capacity_cpu_core_hours numeric(33,15),
+    node_capacity_memory_gigabytes numeric(33,15), node_capacity_memory_gigabyte_hours numeric(33,15),
+    cluster_capacity_cpu_core_hours numeric(33,15), cluster_capacity_memory_gigabyte_hours numeric(33,15),
+    persistentvolumeclaim varchar(253), persistentvolume varchar(253), storageclass varchar(50),
+    volume_labels jsonb, persistentvolumeclaim_capacity_gigabyte numeric(33,15),
+    persistentvolumeclaim_capacity_gigabyte_months numeric(33,15),
+    volume_request_storage_gigabyte_months numeric(33,15),
+    persistentvolumeclaim_usage_gigabyte_months numeric(33,15),
+    infrastructure_raw_cost numeric(33,15), infrastructure_project_raw_cost numeric(33,15),
+    infrastructure_usage_cost jsonb, infrastructure_markup_cost numeric(33,15),
+    supplementary_usage_cost jsonb, monthly_cost_type text, raw_currency text,
+    all_labels jsonb, source_uuid uuid, cost_category_id integer,
+    PRIMARY KEY (uuid, usage_start)
+) PARTITION BY RANGE (usage_start);
+CREATE TABLE org1234567.reporting_ocpusagelineitem_daily_summary_default
+    PARTITION OF org1234567.reporting_ocpusagelineitem_daily_summary DEFAULT;
+CREATE TABLE org1234567.reporting_enabledtagkeys (
+    uuid uuid PRIMARY KEY DEFAULT gen_random_uuid(), key text, enabled boolean, provider_type text);
+INSERT INTO org1234567.reporting_enabledtagkeys (key, enabled, provider_type) VALUES
+    ('app', true, 'OCP'), ('version', false, 'OCP'), ('environment', true, 'AWS');
+CREATE TABLE org1234567.reporting_ocp_cost_category_namespace (
+    id serial PRIMARY KEY, namespace text, cost_category_id integer);
+INSERT INTO org1234567.reporting_ocp_cost_category_namespace (namespace, cost_category_id)
+    VALUES ('openshift-%', 1), ('kube_system', 2);
+";
+
+async fn table_definition(client: &tokio_postgres::Client) -> Vec<String> {
+    client
+        .query(
+            "SELECT format('%s %s %s', a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull) \
+             FROM pg_attribute a WHERE a.attrelid = 'org1234567.reporting_ocpusagelineitem_daily_summary'::regclass \
+             AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_existing_koku_table_is_written_into_without_being_altered() {
+    let url = fresh_database().await;
+    let client = connect(&url).await;
+    client.batch_execute(KOKU_TABLES).await.unwrap();
+    // A row the OCP-on-cloud step owns (non-zero infrastructure_raw_cost) on a day costagg replaces.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO org1234567.reporting_ocpusagelineitem_daily_summary \
+             (uuid, usage_start, usage_end, source_uuid, data_source, infrastructure_raw_cost) VALUES \
+             (gen_random_uuid(), '2025-10-05', '2025-10-05', '{SOURCE_A}', 'Pod', 12.5), \
+             (gen_random_uuid(), '2025-10-05', '2025-10-05', '{SOURCE_A}', 'Pod', NULL)"
+        ))
+        .await
+        .unwrap();
+    let before = table_definition(&client).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), SOURCE_A, "2025-10", 3000, 6);
+    // The config enables other keys: koku's table must win over it.
+    let report = costagg::run(&request(
+        unit(SOURCE_A, "2025-10"),
+        dir.path(),
+        &url,
+        config_with_keys(&["team"]),
+    ))
+    .await
+    .unwrap();
+    assert!(!report.table_created);
+    assert_eq!(table_definition(&client).await, before);
+
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE infrastructure_raw_cost = 12.5), \
+             count(*) FILTER (WHERE data_source = 'Pod' AND namespace IS NULL), \
+             count(*) FILTER (WHERE pod_labels ?| array['team','version','environment']), \
+             count(*) FILTER (WHERE pod_labels ? 'app'), \
+             count(*) FILTER (WHERE namespace = 'openshift-monitoring' AND cost_category_id IS DISTINCT FROM 1), \
+             count(*) FILTER (WHERE namespace = 'kube-system' AND cost_category_id IS DISTINCT FROM 2) \
+             FROM org1234567.reporting_ocpusagelineitem_daily_summary",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1, "the cloud step's row stays");
+    // The row without infrastructure cost was costagg's to replace; only the cloud row has no namespace.
+    assert_eq!(row.get::<_, i64>(1), 1);
+    assert_eq!(row.get::<_, i64>(2), 0, "only koku's enabled OCP keys are kept");
+    assert!(row.get::<_, i64>(3) > 0);
+    assert_eq!(row.get::<_, i64>(4), 0);
+    assert_eq!(row.get::<_, i64>(5), 0);
+}
+
+/// Writes a hand-made pod usage file for one unit.
+/// (hour of October, namespace, node, pod labels, cpu core-seconds, memory byte-seconds).
+type HandRow = (i64, &'static str, &'static str, &'static str, f64, f64);
+
+fn write_pod_file(root: &std::path::Path, source: &str, rows: &[HandRow]) {
+    let u = unit(source, "2025-10");
+    let dir = root.join(costagg::input::layout::render(
+        costagg::config::DEFAULT_HOURLY_TEMPLATE,
+        &u,
+        costagg::input::ReportType::PodUsage,
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
+    let num = |name: &str| Field::new(name, DataType::Float64, true);
+    let mut fields = vec![
+        Field::new(
+            "interval_start",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            true,
+        ),
+        text("namespace"),
+        text("pod"),
+        text("node"),
+        text("resource_id"),
+        text("pod_labels"),
+    ];
+    let quantities = [
+        "pod_usage_cpu_core_seconds",
+        "pod_request_cpu_core_seconds",
+        "pod_limit_cpu_core_seconds",
+        "pod_usage_memory_byte_seconds",
+        "pod_request_memory_byte_seconds",
+        "pod_limit_memory_byte_seconds",
+        "node_capacity_cpu_cores",
+        "node_capacity_cpu_core_seconds",
+        "node_capacity_memory_bytes",
+        "node_capacity_memory_byte_seconds",
+    ];
+    fields.extend(quantities.iter().map(|q| num(q)));
+    let schema = Arc::new(Schema::new(fields));
+    const OCT_1_MS: i64 = 1_759_276_800_000;
+    let s = |f: fn(&HandRow) -> &'static str| {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as ArrayRef
+    };
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMillisecondArray::from_iter_values(
+            rows.iter().map(|r| OCT_1_MS + r.0 * 3_600_000),
+        )),
+        s(|r| r.1),
+        s(|_| "pod-1"),
+        s(|r| r.2),
+        s(|_| "i-1"),
+        s(|r| r.3),
+    ];
+    for q in quantities {
+        let values = rows.iter().map(|r| match q {
+            "pod_usage_cpu_core_seconds" => r.4,
+            "pod_usage_memory_byte_seconds" => r.5,
+            "node_capacity_cpu_cores" => 4.0,
+            "node_capacity_cpu_core_seconds" => 4.0 * 3600.0,
+            _ => 0.0,
+        });
+        columns.push(Arc::new(Float64Array::from_iter_values(values)));
+    }
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let file = std::fs::File::create(dir.join("hand.parquet")).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+#[tokio::test]
+async fn quantities_arrive_in_postgresql_as_exact_decimals() {
+    let url = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_pod_file(
+        dir.path(),
+        SOURCE_A,
+        &[
+            // Day 3, hours 48 and 49: 1 + 0.5 core-hours; 1.5 GiB-hours of memory.
+            (
+                48,
+                "openshift-monitoring",
+                "n1",
+                r#"{"app":"web","tier":"x"}"#,
+                3600.0,
+                1_073_741_824.0 * 3600.0,
+            ),
+            (
+                49,
+                "openshift-monitoring",
+                "n1",
+                r#"{"app": "web"}"#,
+                1800.0,
+                536_870_912.0 * 3600.0,
+            ),
+            // 0.1 core-hours: the decimal 0.1, not 0.1000000000000000055511151231257827.
+            (50, "payments", "n1", "", 360.0, 0.0),
+        ],
+    );
+    let mut config = config_with_keys(&["app"]);
+    config.reference.cost_categories = vec![CostCategoryPattern {
+        namespace: "openshift-%".into(),
+        cost_category_id: 9,
+    }];
+    let report = costagg::run(&request(unit(SOURCE_A, "2025-10"), dir.path(), &url, config))
+        .await
+        .unwrap();
+    assert_eq!(report.rows_written, 2);
+    assert_eq!(report.first_day, "2025-10-03");
+    let client = connect(&url).await;
+    let rows = client
+        .query(
+            "SELECT namespace::text, pod_labels::text, pod_usage_cpu_core_hours::text, \
+             pod_usage_memory_gigabyte_hours::text, node_capacity_cpu_core_hours::text, \
+             cluster_capacity_cpu_core_hours::text, cost_category_id, infrastructure_usage_cost::text, \
+             volume_labels IS NULL \
+             FROM org1234567.reporting_ocpusagelineitem_daily_summary ORDER BY namespace",
+            &[],
+        )
+        .await
+        .unwrap();
+    let r = &rows[0];
+    assert_eq!(r.get::<_, String>(0), "openshift-monitoring");
+    assert_eq!(r.get::<_, String>(1), r#"{"app": "web"}"#);
+    assert_eq!(r.get::<_, String>(2), "1.500000000000000");
+    assert_eq!(r.get::<_, String>(3), "1.500000000000000");
+    // Node n1 reports 4 cores in each of hours 48, 49, 50: 12 core-hours on Oct 3.
+    assert_eq!(r.get::<_, String>(4), "12.000000000000000");
+    assert_eq!(r.get::<_, String>(5), "12.000000000000000");
+    assert_eq!(r.get::<_, Option<i32>>(6), Some(9));
+    assert_eq!(r.get::<_, String>(7), r#"{"cpu": 0, "memory": 0, "storage": 0}"#);
+    assert!(r.get::<_, bool>(8));
+    let r = &rows[1];
+    assert_eq!(r.get::<_, String>(1), "{}");
+    assert_eq!(r.get::<_, String>(2), "0.100000000000000");
+    assert_eq!(r.get::<_, Option<i32>>(6), None);
+}
+
+#[tokio::test]
+async fn a_partial_upload_never_wipes_the_days_before_it() {
+    let url = fresh_database().await;
+    let full = tempfile::tempdir().unwrap();
+    generate(full.path(), SOURCE_A, "2025-10", 2000, 7);
+    let config = config_with_keys(&["app"]);
+    costagg::run(&request(
+        unit(SOURCE_A, "2025-10"),
+        full.path(),
+        &url,
+        config.clone(),
+    ))
+    .await
+    .unwrap();
+    // A later upload holds only day 3 onwards of one hand-made file.
+    let partial = tempfile::tempdir().unwrap();
+    write_pod_file(partial.path(), SOURCE_A, &[(48, "ns", "n1", "{}", 3600.0, 0.0)]);
+    costagg::run(&request(unit(SOURCE_A, "2025-10"), partial.path(), &url, config))
+        .await
+        .unwrap();
+    let client = connect(&url).await;
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE usage_start < '2025-10-03'), \
+             count(*) FILTER (WHERE usage_start >= '2025-10-03') \
+             FROM org1234567.reporting_ocpusagelineitem_daily_summary",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, i64>(0) > 0, "days 1 and 2 are kept");
+    assert_eq!(row.get::<_, i64>(1), 1, "days 3 onwards are the partial upload's");
+}
