@@ -110,17 +110,17 @@ impl RunRequest {
     }
 }
 
-/// Files of each report type for the unit, all checked.
+/// Files of each report type for the unit, all checked, and whether they hold text timestamps.
 struct UnitFiles {
-    by_report: Vec<(ReportType, Vec<PathBuf>)>,
+    by_report: Vec<(ReportType, Vec<PathBuf>, bool)>,
 }
 
 impl UnitFiles {
     fn count(&self, report: ReportType) -> usize {
         self.by_report
             .iter()
-            .find(|(r, _)| *r == report)
-            .map_or(0, |(_, f)| f.len())
+            .find(|(r, _, _)| *r == report)
+            .map_or(0, |(_, f, _)| f.len())
     }
 }
 
@@ -142,9 +142,9 @@ async fn discover(req: &RunRequest) -> Result<UnitFiles> {
         let found = tokio::task::spawn_blocking(move || input::schema::check_files(report, &checked))
             .await
             .map_err(|e| Error::Internal(format!("schema check task failed: {e}")))?;
-        problems.extend(found);
+        problems.extend(found.problems);
         tracing::debug!(report = report.folder(), files = files.len(), folder = %searched.display(), "listed files");
-        by_report.push((report, files));
+        by_report.push((report, files, found.text_timestamps));
     }
     match problems.len() {
         0 => Ok(UnitFiles { by_report }),
@@ -193,8 +193,10 @@ pub async fn run(req: &RunRequest) -> Result<RunReport> {
 
         let malformed = Arc::new(AtomicU64::new(0));
         let ctx = summary::session(&req.profile, &reference, malformed.clone())?;
-        for (report, paths) in &files.by_report {
-            input::schema::register(&ctx, *report, paths)?;
+        let mut unparsable_timestamps = 0;
+        for (report, paths, text_timestamps) in &files.by_report {
+            input::schema::register(&ctx, *report, paths, *text_timestamps)?;
+            unparsable_timestamps += input::schema::count_unparsable_timestamps(&ctx, *report).await?;
         }
         let first_day = summary::first_pod_day(&ctx, unit.start_date, unit.end_date)
             .await?
@@ -229,6 +231,12 @@ pub async fn run(req: &RunRequest) -> Result<RunReport> {
         if malformed_labels > 0 {
             warn!(values = malformed_labels, "malformed label JSON was read as {{}}");
         }
+        if unparsable_timestamps > 0 {
+            warn!(
+                rows = unparsable_timestamps,
+                "rows with an unreadable interval_start were skipped"
+            );
+        }
         let report = RunReport {
             source: unit.source.to_string(),
             month: unit.month_label(),
@@ -243,6 +251,7 @@ pub async fn run(req: &RunRequest) -> Result<RunReport> {
             rows_deleted: outcome.rows_deleted,
             rows_written: outcome.rows_written,
             malformed_labels,
+            unparsable_timestamps,
             table_created: outcome.table_created,
             check_ms,
             reference_ms,

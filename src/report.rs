@@ -18,7 +18,10 @@ pub struct RunReport {
     pub namespace_label_files: usize,
     pub rows_deleted: u64,
     pub rows_written: u64,
+    /// Distinct label strings that were not a JSON object of scalars (read as `{}`).
     pub malformed_labels: u64,
+    /// Rows whose text `interval_start` could not be read (skipped).
+    pub unparsable_timestamps: u64,
     pub table_created: bool,
     /// Listing the files and checking their schemas.
     pub check_ms: u64,

@@ -2,4 +2,5 @@
 
 mod e2e;
 mod harness;
+mod input;
 mod write;

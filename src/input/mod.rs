@@ -2,6 +2,7 @@
 
 pub mod layout;
 pub mod schema;
+pub mod timestamps;
 
 use std::sync::Arc;
 
@@ -143,7 +144,7 @@ impl Kind {
 
     pub fn describe(self) -> &'static str {
         match self {
-            Kind::Timestamp => "a timestamp (INT64 TIMESTAMP millis, micros or nanos)",
+            Kind::Timestamp => "a timestamp (INT64 TIMESTAMP millis, micros or nanos, or text)",
             Kind::Text => "a string (UTF8)",
             Kind::Quantity => "a number (DOUBLE, integer or decimal)",
         }

@@ -3,14 +3,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::SessionContext;
+use datafusion::prelude::{Expr, col};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
+use crate::input::timestamps::TextTimestamp;
 use crate::input::{Kind, ReportType};
 
 /// Whether a file's column type can be read as `kind`; `Err` says what was found.
@@ -18,20 +20,22 @@ pub fn check_type(kind: Kind, found: &DataType) -> std::result::Result<(), Strin
     let ok = match (kind, found) {
         (_, DataType::Null) => true,
         (Kind::Timestamp, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) => true,
-        (Kind::Text, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => true,
-        (Kind::Text, DataType::Dictionary(_, value)) => {
-            matches!(
-                value.as_ref(),
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-            )
-        }
+        (Kind::Timestamp | Kind::Text, t) => is_text(t),
         (Kind::Quantity, t) => t.is_numeric(),
-        _ => false,
     };
     if ok {
         Ok(())
     } else {
         Err(format!("has type {found}"))
+    }
+}
+
+/// Whether a file type is text (UTF8, LARGE_UTF8, view or dictionary-encoded).
+pub fn is_text(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, value) => is_text(value),
+        _ => false,
     }
 }
 
@@ -56,9 +60,18 @@ pub fn check_schema(file: &Path, report: ReportType, schema: &Schema) -> Vec<Err
     problems
 }
 
-/// Reads each file's footer and checks its columns; returns every problem found.
-pub fn check_files(report: ReportType, files: &[PathBuf]) -> Vec<Error> {
-    let mut problems = Vec::new();
+/// What checking a report type's files found.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Every problem, each naming its file (and column).
+    pub problems: Vec<Error>,
+    /// Some file holds `interval_start` as text, so the table reads it as text and parses it.
+    pub text_timestamps: bool,
+}
+
+/// Reads each file's footer and checks its columns.
+pub fn check_files(report: ReportType, files: &[PathBuf]) -> Checked {
+    let mut checked = Checked::default();
     for file in files {
         let unreadable = |problem: String| Error::InputUnreadable {
             file: file.display().to_string(),
@@ -70,18 +83,44 @@ pub fn check_files(report: ReportType, files: &[PathBuf]) -> Vec<Error> {
                 .map_err(|e| unreadable(format!("not a readable Parquet file ({e})")))
         });
         match builder {
-            Ok(b) => problems.extend(check_schema(file, report, b.schema())),
-            Err(e) => problems.push(e),
+            Ok(b) => {
+                let schema = b.schema();
+                checked.problems.extend(check_schema(file, report, schema));
+                if let Ok(f) = schema.field_with_name("interval_start") {
+                    checked.text_timestamps |= is_text(f.data_type());
+                }
+            }
+            Err(e) => checked.problems.push(e),
         }
     }
-    problems
+    checked
 }
 
 /// Registers the checked files of a report type as the table the summary SQL reads, in the
 /// report type's table schema (DataFusion casts each file's columns and fills absent optional
-/// columns with nulls). No files gives an empty table.
-pub fn register(ctx: &SessionContext, report: ReportType, files: &[PathBuf]) -> Result<()> {
-    let schema = report.table_schema();
+/// columns with nulls). No files gives an empty table. With `text_timestamps`, the files are
+/// read with `interval_start` as text into `<table>_text`, and `<table>` is a view that parses
+/// it (`koku_timestamp`).
+pub fn register(
+    ctx: &SessionContext,
+    report: ReportType,
+    files: &[PathBuf],
+    text_timestamps: bool,
+) -> Result<()> {
+    let canonical = report.table_schema();
+    let schema = if text_timestamps {
+        let fields: Vec<Field> = canonical
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "interval_start" => Field::new("interval_start", DataType::Utf8, true),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    } else {
+        canonical.clone()
+    };
     let table: Arc<dyn datafusion::catalog::TableProvider> = if files.is_empty() {
         Arc::new(MemTable::try_new(schema, vec![vec![]])?)
     } else {
@@ -101,8 +140,40 @@ pub fn register(ctx: &SessionContext, report: ReportType, files: &[PathBuf]) -> 
             .with_schema(schema);
         Arc::new(ListingTable::try_new(config)?)
     };
-    ctx.register_table(report.table_name(), table)?;
+    if !text_timestamps {
+        ctx.register_table(report.table_name(), table)?;
+        return Ok(());
+    }
+    ctx.register_table(text_table(report), table.clone())?;
+    let parse = TextTimestamp::udf();
+    let columns: Vec<Expr> = canonical
+        .fields()
+        .iter()
+        .map(|f| match f.name().as_str() {
+            "interval_start" => parse.call(vec![col("interval_start")]).alias("interval_start"),
+            name => col(name),
+        })
+        .collect();
+    let view = ctx.read_table(table)?.select(columns)?.into_view();
+    ctx.register_table(report.table_name(), view)?;
     Ok(())
+}
+
+fn text_table(report: ReportType) -> String {
+    format!("{}_text", report.table_name())
+}
+
+/// Rows of a report type registered with text timestamps whose `interval_start` is not a
+/// readable time (they count in no day); 0 for tables read as timestamps.
+pub async fn count_unparsable_timestamps(ctx: &SessionContext, report: ReportType) -> Result<u64> {
+    let Ok(table) = ctx.table(text_table(report).as_str()).await else {
+        return Ok(0);
+    };
+    let parse = TextTimestamp::udf();
+    let unreadable = col("interval_start")
+        .is_not_null()
+        .and(parse.call(vec![col("interval_start")]).is_null());
+    Ok(table.filter(unreadable)?.count().await? as u64)
 }
 
 #[cfg(test)]
@@ -138,5 +209,7 @@ mod tests {
         assert!(check_type(Kind::Text, &DataType::LargeUtf8).is_ok());
         assert!(check_type(Kind::Text, &DataType::Null).is_ok());
         assert!(check_type(Kind::Quantity, &DataType::Utf8).is_err());
+        assert!(check_type(Kind::Timestamp, &DataType::Utf8).is_ok());
+        assert!(check_type(Kind::Timestamp, &DataType::Float64).is_err());
     }
 }
