@@ -17,7 +17,6 @@ pub mod unit;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -191,7 +190,7 @@ pub async fn run(req: &RunRequest) -> Result<RunReport> {
         let reference = reference(&client, req).await?;
         let reference_ms = t.elapsed().as_millis() as u64;
 
-        let malformed = Arc::new(AtomicU64::new(0));
+        let malformed = Arc::new(summary::labels::MalformedLabels::default());
         let ctx = summary::session(&req.profile, &reference, malformed.clone())?;
         let mut unparsable_timestamps = 0;
         for (report, paths, text_timestamps) in &files.by_report {
@@ -227,9 +226,14 @@ pub async fn run(req: &RunRequest) -> Result<RunReport> {
         .await?;
         let summarize_write_ms = t.elapsed().as_millis() as u64;
 
-        let malformed_labels = malformed.load(Ordering::Relaxed);
+        let malformed_labels = malformed.count();
         if malformed_labels > 0 {
-            warn!(values = malformed_labels, "malformed label JSON was read as {{}}");
+            let examples = malformed.examples(3);
+            warn!(
+                values = malformed_labels,
+                ?examples,
+                "malformed label JSON was read as {{}}"
+            );
         }
         if unparsable_timestamps > 0 {
             warn!(

@@ -2,7 +2,6 @@
 //! one table and summarised alike.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use costagg::config::ProfileSpec;
 use costagg::input::ReportType;
@@ -132,7 +131,7 @@ async fn nanosecond_zoned_integer_large_string_and_text_timestamp_files_read_as_
         cost_categories: vec![],
     };
     let profile = ProfileSpec::default().resolve("test", &std::env::temp_dir());
-    let ctx = session(&profile, &reference, Arc::new(AtomicU64::new(0))).unwrap();
+    let ctx = session(&profile, &reference, Arc::default()).unwrap();
     costagg::input::schema::register(&ctx, ReportType::PodUsage, &files, true).unwrap();
     for report in [ReportType::NodeLabels, ReportType::NamespaceLabels] {
         costagg::input::schema::register(&ctx, report, &[], false).unwrap();

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use datafusion::arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
 use datafusion::arrow::compute::cast;
@@ -90,19 +90,44 @@ pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Labels>) -> Labels {
     out
 }
 
+/// The distinct label strings that were not a JSON object of scalars. They are rare, so a set
+/// costs nothing on good data and gives an exact count however often the function runs.
+#[derive(Debug, Default)]
+pub struct MalformedLabels(Mutex<BTreeSet<String>>);
+
+impl MalformedLabels {
+    fn insert(&self, text: &str) {
+        if let Ok(mut set) = self.0.lock() {
+            set.insert(text.to_string());
+        }
+    }
+
+    /// How many distinct malformed strings were met.
+    pub fn count(&self) -> u64 {
+        self.0.lock().map_or(0, |s| s.len() as u64)
+    }
+
+    /// A few of them, for a log line an operator can search the files for.
+    pub fn examples(&self, n: usize) -> Vec<String> {
+        self.0
+            .lock()
+            .map_or(vec![], |s| s.iter().take(n).cloned().collect())
+    }
+}
+
 /// `koku_filter_labels(text) -> text`: the enabled keys of a label object, as canonical JSON.
 ///
-/// Work is done once per distinct string of each batch. A malformed object counts in
-/// `malformed` and yields `{}`.
+/// Work is done once per distinct string of each batch. A malformed object yields `{}` and is
+/// remembered in `malformed`.
 #[derive(Debug)]
 pub struct FilterLabels {
     keys: EnabledKeys,
     signature: Signature,
-    malformed: Arc<AtomicU64>,
+    malformed: Arc<MalformedLabels>,
 }
 
 impl FilterLabels {
-    pub fn new(keys: EnabledKeys, malformed: Arc<AtomicU64>) -> Self {
+    pub fn new(keys: EnabledKeys, malformed: Arc<MalformedLabels>) -> Self {
         FilterLabels {
             keys,
             signature: Signature::new(TypeSignature::Any(1), Volatility::Immutable),
@@ -110,7 +135,7 @@ impl FilterLabels {
         }
     }
 
-    pub fn udf(keys: EnabledKeys, malformed: Arc<AtomicU64>) -> ScalarUDF {
+    pub fn udf(keys: EnabledKeys, malformed: Arc<MalformedLabels>) -> ScalarUDF {
         ScalarUDF::new_from_impl(Self::new(keys, malformed))
     }
 }
@@ -147,7 +172,7 @@ impl ScalarUDFImpl for FilterLabels {
             let filtered = cache.entry(text).or_insert_with(|| match parse(text) {
                 Ok(labels) => to_json(&filter(labels, &self.keys)),
                 Err(_) => {
-                    self.malformed.fetch_add(1, Ordering::Relaxed);
+                    self.malformed.insert(text);
                     "{}".to_string()
                 }
             });

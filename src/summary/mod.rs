@@ -6,7 +6,6 @@
 pub mod labels;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, Int32Array, RecordBatch, StringArray};
@@ -33,7 +32,7 @@ pub struct Reference {
 pub fn session(
     profile: &Profile,
     reference: &Reference,
-    malformed_labels: Arc<AtomicU64>,
+    malformed_labels: Arc<labels::MalformedLabels>,
 ) -> Result<SessionContext> {
     let config = SessionConfig::new()
         .with_target_partitions(profile.target_partitions)

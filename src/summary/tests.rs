@@ -2,7 +2,6 @@
 //! comment above its assertion, never copied from costagg's output.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
@@ -171,7 +170,7 @@ async fn summarise(f: Fixture) -> Rows {
             .collect(),
     };
     let profile = ProfileSpec::default().resolve("test", &std::env::temp_dir());
-    let ctx: SessionContext = session(&profile, &reference, Arc::new(AtomicU64::new(0))).unwrap();
+    let ctx: SessionContext = session(&profile, &reference, Arc::default()).unwrap();
     let tables = [
         (ReportType::PodUsage, pod_batch(&f.lines)),
         (
@@ -464,4 +463,55 @@ async fn resource_id_request_and_limit_are_carried() {
     assert_eq!(rows.text("data_source", 0).as_deref(), Some("Pod"));
     assert_close(rows.f64("pod_request_cpu_core_hours", 0), 0.5);
     assert_close(rows.f64("pod_limit_cpu_core_hours", 0), 2.0);
+}
+
+#[tokio::test]
+async fn malformed_label_json_is_read_as_no_labels_and_remembered_once() {
+    let reference = Reference {
+        enabled_keys: EnabledKeys::from_enabled(vec!["app".into()]),
+        cost_categories: vec![],
+    };
+    let profile = ProfileSpec::default().resolve("test", &std::env::temp_dir());
+    let malformed = Arc::new(super::labels::MalformedLabels::default());
+    let ctx = session(&profile, &reference, malformed.clone()).unwrap();
+    let lines = vec![
+        Line {
+            usage_cpu: 3600.0,
+            ..line(0, "ns", "n1", "{app: web")
+        },
+        Line {
+            usage_cpu: 3600.0,
+            ..line(1, "ns", "n1", "{app: web")
+        },
+        Line {
+            usage_cpu: 3600.0,
+            ..line(2, "ns", "n1", r#"{"app":"web"}"#)
+        },
+    ];
+    for (report, batch) in [
+        (ReportType::PodUsage, pod_batch(&lines)),
+        (ReportType::NodeLabels, label_batch(ReportType::NodeLabels, &[])),
+        (
+            ReportType::NamespaceLabels,
+            label_batch(ReportType::NamespaceLabels, &[]),
+        ),
+    ] {
+        let table = MemTable::try_new(report.table_schema(), vec![vec![batch]]).unwrap();
+        ctx.register_table(report.table_name(), Arc::new(table)).unwrap();
+    }
+    let df = pod_rows(&ctx, day(1), day(1)).await.unwrap();
+    let batches = df
+        .sort_by(vec![col("pod_labels")])
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let rows = Rows(concat_batches(&batches[0].schema(), &batches).unwrap());
+    // Hours 0 and 1 carry the same malformed string: {} with 2 core-hours; hour 2 its own row.
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.text("pod_labels", 0).as_deref(), Some(r#"{"app":"web"}"#));
+    assert_eq!(rows.text("pod_labels", 1).as_deref(), Some("{}"));
+    assert_close(rows.f64("pod_usage_cpu_core_hours", 1), 2.0);
+    assert_eq!(malformed.count(), 1);
+    assert_eq!(malformed.examples(3), ["{app: web"]);
 }
