@@ -26,6 +26,9 @@ pub fn init(level: Option<&str>) {
     if json {
         builder.json().flatten_event(true).with_current_span(true).init();
     } else {
-        builder.with_target(false).init();
+        builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init();
     }
 }

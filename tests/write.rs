@@ -428,3 +428,50 @@ async fn a_partial_upload_never_wipes_the_days_before_it() {
     assert!(row.get::<_, i64>(0) > 0, "days 1 and 2 are kept");
     assert_eq!(row.get::<_, i64>(1), 1, "days 3 onwards are the partial upload's");
 }
+
+#[tokio::test]
+async fn a_day_range_replaces_exactly_those_days() {
+    let url = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), SOURCE_A, "2025-10", 3000, 8);
+    costagg::run(&request(
+        unit(SOURCE_A, "2025-10"),
+        dir.path(),
+        &url,
+        config_with_keys(&["app"]),
+    ))
+    .await
+    .unwrap();
+    let client = connect(&url).await;
+    let before = dump(&client, SOURCE_A).await;
+
+    // Days 10-12 again, with `version` enabled too, so those days' labels change.
+    let mut days = unit(SOURCE_A, "2025-10");
+    days.start_date = chrono::NaiveDate::from_ymd_opt(2025, 10, 10).unwrap();
+    days.end_date = chrono::NaiveDate::from_ymd_opt(2025, 10, 12).unwrap();
+    let report = costagg::run(&request(
+        days,
+        dir.path(),
+        &url,
+        config_with_keys(&["app", "version"]),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(report.first_day, "2025-10-10");
+    let after = dump(&client, SOURCE_A).await;
+
+    let in_range = |r: &&String| {
+        ["2025-10-10", "2025-10-11", "2025-10-12"]
+            .iter()
+            .any(|d| r.contains(d))
+    };
+    let outside = |rows: &[String]| rows.iter().filter(|r| !in_range(r)).cloned().collect::<Vec<_>>();
+    assert_eq!(
+        outside(&before),
+        outside(&after),
+        "days outside 10-12 are untouched"
+    );
+    let inside_after: Vec<&String> = after.iter().filter(in_range).collect();
+    assert_eq!(inside_after.len() as u64, report.rows_written);
+    assert_ne!(before.iter().filter(in_range).collect::<Vec<_>>(), inside_after);
+}
