@@ -122,24 +122,11 @@ fn pod_usage_schema() -> SchemaRef {
     for name in ["namespace", "pod", "node", "resource_id", "pod_labels"] {
         fields.push(Field::new(name, DataType::Utf8, true));
     }
-    for name in QUANTITIES {
-        fields.push(Field::new(*name, DataType::Float64, true));
+    for name in ReportType::PodUsage.required_quantities() {
+        fields.push(Field::new(name, DataType::Float64, true));
     }
     Arc::new(Schema::new(fields))
 }
-
-const QUANTITIES: &[&str] = &[
-    "pod_usage_cpu_core_seconds",
-    "pod_request_cpu_core_seconds",
-    "pod_limit_cpu_core_seconds",
-    "pod_usage_memory_byte_seconds",
-    "pod_request_memory_byte_seconds",
-    "pod_limit_memory_byte_seconds",
-    "node_capacity_cpu_cores",
-    "node_capacity_cpu_core_seconds",
-    "node_capacity_memory_bytes",
-    "node_capacity_memory_byte_seconds",
-];
 
 fn labels_schema(key: &str) -> SchemaRef {
     let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
@@ -367,7 +354,7 @@ impl PodRows {
         namespaces: &[(String, String)],
     ) {
         if self.quantities.is_empty() {
-            self.quantities = vec![Vec::new(); QUANTITIES.len()];
+            self.quantities = vec![Vec::new(); ReportType::PodUsage.required_quantities().count()];
         }
         self.interval_start.push(start.and_utc().timestamp_millis());
         self.namespace.push(namespaces[pod.namespace].0.clone());
@@ -399,6 +386,7 @@ impl PodRows {
         } else {
             0.0
         };
+        // In the order of ReportType::PodUsage.required_quantities().
         let values = [
             cpu_usage * 3600.0,
             pod.cpu_request * 3600.0,

@@ -14,19 +14,6 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
-const QUANTITIES: [&str; 10] = [
-    "pod_usage_cpu_core_seconds",
-    "pod_request_cpu_core_seconds",
-    "pod_limit_cpu_core_seconds",
-    "pod_usage_memory_byte_seconds",
-    "pod_request_memory_byte_seconds",
-    "pod_limit_memory_byte_seconds",
-    "node_capacity_cpu_cores",
-    "node_capacity_cpu_core_seconds",
-    "node_capacity_memory_bytes",
-    "node_capacity_memory_byte_seconds",
-];
-
 fn write(path: &std::path::Path, batch: &RecordBatch) {
     let file = std::fs::File::create(path).unwrap();
     let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
@@ -53,7 +40,7 @@ fn file(
         fields.push(Field::new(name, t, true));
         columns.push(a);
     }
-    for q in QUANTITIES {
+    for q in ReportType::PodUsage.required_quantities() {
         let v = match q {
             "pod_usage_cpu_core_seconds" => 3600,
             "node_capacity_cpu_core_seconds" => 4 * 3600,

@@ -282,19 +282,11 @@ fn write_pod_file(root: &std::path::Path, source: &str, rows: &[HandRow]) {
         text("resource_id"),
         text("pod_labels"),
     ];
-    let quantities = [
-        "pod_usage_cpu_core_seconds",
-        "pod_request_cpu_core_seconds",
-        "pod_limit_cpu_core_seconds",
-        "pod_usage_memory_byte_seconds",
-        "pod_request_memory_byte_seconds",
-        "pod_limit_memory_byte_seconds",
-        "node_capacity_cpu_cores",
-        "node_capacity_cpu_core_seconds",
-        "node_capacity_memory_bytes",
-        "node_capacity_memory_byte_seconds",
-    ];
-    fields.extend(quantities.iter().map(|q| num(q)));
+    fields.extend(
+        costagg::input::ReportType::PodUsage
+            .required_quantities()
+            .map(num),
+    );
     let schema = Arc::new(Schema::new(fields));
     const OCT_1_MS: i64 = 1_759_276_800_000;
     let s = |f: fn(&HandRow) -> &'static str| {
@@ -310,7 +302,7 @@ fn write_pod_file(root: &std::path::Path, source: &str, rows: &[HandRow]) {
         s(|_| "i-1"),
         s(|r| r.3),
     ];
-    for q in quantities {
+    for q in costagg::input::ReportType::PodUsage.required_quantities() {
         let values = rows.iter().map(|r| match q {
             "pod_usage_cpu_core_seconds" => r.4,
             "pod_usage_memory_byte_seconds" => r.5,

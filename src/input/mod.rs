@@ -121,6 +121,14 @@ impl ReportType {
         }
     }
 
+    /// The names of the required quantity columns, in file order.
+    pub fn required_quantities(self) -> impl Iterator<Item = &'static str> {
+        self.columns()
+            .iter()
+            .filter(|c| c.required && c.kind == Kind::Quantity)
+            .map(|c| c.name)
+    }
+
     /// The table schema every file is read as: only the columns used, in canonical types.
     pub fn table_schema(self) -> SchemaRef {
         let fields: Vec<Field> = self

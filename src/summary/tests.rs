@@ -158,6 +158,11 @@ fn assert_close(found: f64, expected: f64) {
 }
 
 async fn summarise(f: Fixture) -> Rows {
+    summarise_noting(f, Arc::default()).await
+}
+
+/// Summarises a fixture, remembering malformed label strings in `malformed`.
+async fn summarise_noting(f: Fixture, malformed: Arc<super::labels::MalformedLabels>) -> Rows {
     let reference = Reference {
         enabled_keys: EnabledKeys::from_enabled(f.enabled.iter().map(|k| k.to_string())),
         cost_categories: f
@@ -170,7 +175,7 @@ async fn summarise(f: Fixture) -> Rows {
             .collect(),
     };
     let profile = ProfileSpec::default().resolve("test", &std::env::temp_dir());
-    let ctx: SessionContext = session(&profile, &reference, Arc::default()).unwrap();
+    let ctx: SessionContext = session(&profile, &reference, malformed).unwrap();
     let tables = [
         (ReportType::PodUsage, pod_batch(&f.lines)),
         (
@@ -467,14 +472,8 @@ async fn resource_id_request_and_limit_are_carried() {
 
 #[tokio::test]
 async fn malformed_label_json_is_read_as_no_labels_and_remembered_once() {
-    let reference = Reference {
-        enabled_keys: EnabledKeys::from_enabled(vec!["app".into()]),
-        cost_categories: vec![],
-    };
-    let profile = ProfileSpec::default().resolve("test", &std::env::temp_dir());
     let malformed = Arc::new(super::labels::MalformedLabels::default());
-    let ctx = session(&profile, &reference, malformed.clone()).unwrap();
-    let lines = vec![
+    let mut f = fixture(vec![
         Line {
             usage_cpu: 3600.0,
             ..line(0, "ns", "n1", "{app: web")
@@ -487,26 +486,9 @@ async fn malformed_label_json_is_read_as_no_labels_and_remembered_once() {
             usage_cpu: 3600.0,
             ..line(2, "ns", "n1", r#"{"app":"web"}"#)
         },
-    ];
-    for (report, batch) in [
-        (ReportType::PodUsage, pod_batch(&lines)),
-        (ReportType::NodeLabels, label_batch(ReportType::NodeLabels, &[])),
-        (
-            ReportType::NamespaceLabels,
-            label_batch(ReportType::NamespaceLabels, &[]),
-        ),
-    ] {
-        let table = MemTable::try_new(report.table_schema(), vec![vec![batch]]).unwrap();
-        ctx.register_table(report.table_name(), Arc::new(table)).unwrap();
-    }
-    let df = pod_rows(&ctx, day(1), day(1)).await.unwrap();
-    let batches = df
-        .sort_by(vec![col("pod_labels")])
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let rows = Rows(concat_batches(&batches[0].schema(), &batches).unwrap());
+    ]);
+    f.enabled = vec!["app"];
+    let rows = summarise_noting(f, malformed.clone()).await;
     // Hours 0 and 1 carry the same malformed string: {} with 2 core-hours; hour 2 its own row.
     assert_eq!(rows.len(), 2);
     assert_eq!(rows.text("pod_labels", 0).as_deref(), Some(r#"{"app":"web"}"#));
