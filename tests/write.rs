@@ -467,3 +467,42 @@ async fn a_day_range_replaces_exactly_those_days() {
     assert_eq!(inside_after.len() as u64, report.rows_written);
     assert_ne!(before.iter().filter(in_range).collect::<Vec<_>>(), inside_after);
 }
+
+#[tokio::test]
+async fn different_units_can_create_the_table_and_partitions_at_the_same_time() {
+    let url = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sources = [SOURCE_A, SOURCE_B, "6f5f1c0e-0000-4000-8000-00000000000c"];
+    let units = [
+        (sources[0], "2025-10"),
+        (sources[1], "2025-10"),
+        (sources[2], "2025-10"),
+        (sources[0], "2025-11"),
+    ];
+    for (i, (source, month)) in units.iter().enumerate() {
+        generate(dir.path(), source, month, 1000, 20 + i as u64);
+    }
+    let config = config_with_keys(&["app"]);
+    let requests: Vec<_> = units
+        .iter()
+        .map(|(source, month)| request(unit(source, month), dir.path(), &url, config.clone()))
+        .collect();
+    let reports = futures::future::join_all(requests.iter().map(costagg::run)).await;
+    let mut created = 0;
+    for report in reports {
+        let report = report.expect("every unit succeeds");
+        assert!(report.rows_written > 0);
+        created += usize::from(report.table_created);
+    }
+    assert_eq!(created, 1, "exactly one run created the table");
+    let client = connect(&url).await;
+    let row = client
+        .query_one(
+            "SELECT count(DISTINCT source_uuid), count(DISTINCT date_trunc('month', usage_start)) \
+             FROM org1234567.reporting_ocpusagelineitem_daily_summary",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (3, 2));
+}

@@ -117,9 +117,18 @@ pub async fn cost_categories(client: &Client, schema: &str) -> Result<Option<Vec
     ))
 }
 
-/// A stable 64-bit advisory-lock key for a unit (FNV-1a of `costagg/<source>/<YYYY-MM>`).
+/// The advisory-lock key of a unit: `costagg/<source>/<YYYY-MM>`.
 pub fn lock_key(unit: &UnitOfWork) -> i64 {
-    let text = format!("costagg/{}/{}", unit.source, unit.month_label());
+    advisory_key(&format!("costagg/{}/{}", unit.source, unit.month_label()))
+}
+
+/// The advisory-lock key that serialises creating tables and partitions in a schema.
+fn ddl_lock_key(schema: &str) -> i64 {
+    advisory_key(&format!("costagg/ddl/{schema}"))
+}
+
+/// A stable 64-bit key for a text (FNV-1a), the same in every process and version.
+fn advisory_key(text: &str) -> i64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         hash ^= u64::from(b);
@@ -164,17 +173,8 @@ where
             .map_err(Error::database("set statement timeout"))?;
     }
 
-    let table_created = !table_exists_tx(&tx, &unit.schema, SUMMARY_TABLE).await?;
-    if table_created {
-        for sql in ddl::create_table(&schema_q) {
-            tx.batch_execute(&sql)
-                .await
-                .map_err(Error::database("create table"))?;
-        }
-        info!(table = %table_q, "created the summary table");
-    }
+    let table_created = ensure_table(&tx, &schema_q, &table_q, unit).await?;
     let layout = existing_columns(&tx, &unit.schema).await?;
-    ensure_partition(&tx, &schema_q, &table_q, unit).await?;
 
     // koku leaves the rows the OCP-on-cloud step owns: a non-zero infrastructure_raw_cost.
     let keep_cloud_rows = if layout.has_infrastructure_raw_cost {
@@ -246,10 +246,16 @@ async fn lock_unit(tx: &Transaction<'_>, db: &DatabaseConfig, unit: &UnitOfWork)
     Ok(())
 }
 
+/// Whether `schema.table` exists, read from `pg_class` with the statement's own snapshot.
+/// (`to_regclass` resolves through the catalog cache, which inside a transaction may not yet
+/// show a table another run has just committed.)
 async fn table_exists_tx(tx: &Transaction<'_>, schema: &str, table: &str) -> Result<bool> {
-    let qualified = format!("{}.{}", quote_ident(schema), quote_ident(table));
     let row = tx
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified])
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2)",
+            &[&schema, &table],
+        )
         .await
         .map_err(Error::database("look up tables"))?;
     Ok(row.get(0))
@@ -268,9 +274,10 @@ async fn existing_columns(tx: &Transaction<'_>, schema: &str) -> Result<TableLay
     let rows = tx
         .query(
             "SELECT a.attname::text, t.typname::text FROM pg_attribute a \
-             JOIN pg_type t ON t.oid = a.atttypid \
-             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
-            &[&qualified],
+             JOIN pg_type t ON t.oid = a.atttypid JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+            &[&schema, &SUMMARY_TABLE],
         )
         .await
         .map_err(Error::database("read table columns"))?;
@@ -299,41 +306,75 @@ async fn existing_columns(tx: &Transaction<'_>, schema: &str) -> Result<TableLay
     })
 }
 
-/// Creates the month's partition when the table is partitioned and no partition (nor a
-/// default one) takes the month, as koku's partition manager would.
-async fn ensure_partition(
-    tx: &Transaction<'_>,
-    schema_q: &str,
-    table_q: &str,
-    unit: &UnitOfWork,
-) -> Result<()> {
-    let from = UnitOfWork::first_day(unit.year, unit.month);
-    let to = UnitOfWork::next_month_start(unit.year, unit.month);
-    let bound = format!("FOR VALUES FROM ('{from}') TO ('{to}')");
+/// Whether the month needs a partition: the table is partitioned and no partition (nor a
+/// default one) takes the month, as koku's partition manager would see it. Read from the
+/// catalog tables by name, like `table_exists_tx`.
+async fn partition_needed(tx: &Transaction<'_>, unit: &UnitOfWork) -> Result<bool> {
     let row = tx
         .query_one(
             "SELECT c.relkind = 'p', \
-             coalesce(bool_or(pg_get_expr(p.relpartbound, p.oid) IN ('DEFAULT', $2)), false) \
-             FROM pg_class c LEFT JOIN pg_inherits i ON i.inhparent = c.oid \
+             coalesce(bool_or(pg_get_expr(p.relpartbound, p.oid) IN ('DEFAULT', $3)), false) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_inherits i ON i.inhparent = c.oid \
              LEFT JOIN pg_class p ON p.oid = i.inhrelid \
-             WHERE c.oid = to_regclass($1) GROUP BY c.relkind",
-            &[&table_q, &bound],
+             WHERE n.nspname = $1 AND c.relname = $2 GROUP BY c.relkind",
+            &[&unit.schema, &SUMMARY_TABLE, &partition_bound(unit)],
         )
         .await
         .map_err(Error::database("read partitions"))?;
     let (partitioned, covered): (bool, bool) = (row.get(0), row.get(1));
-    if partitioned && !covered {
+    Ok(partitioned && !covered)
+}
+
+fn partition_bound(unit: &UnitOfWork) -> String {
+    let from = UnitOfWork::first_day(unit.year, unit.month);
+    let to = UnitOfWork::next_month_start(unit.year, unit.month);
+    format!("FOR VALUES FROM ('{from}') TO ('{to}')")
+}
+
+/// Creates the table and the month's partition when missing. Runs of different units may do
+/// this at once on a new schema or month, and concurrent `CREATE`s of one relation can fail on
+/// the catalog, so creating is serialised by a per-schema advisory lock, taken only when
+/// something is missing and checked again once held. Returns whether the table was created.
+async fn ensure_table(
+    tx: &Transaction<'_>,
+    schema_q: &str,
+    table_q: &str,
+    unit: &UnitOfWork,
+) -> Result<bool> {
+    let ready = |tx| async move {
+        Ok::<_, Error>(
+            table_exists_tx(tx, &unit.schema, SUMMARY_TABLE).await? && !partition_needed(tx, unit).await?,
+        )
+    };
+    if ready(tx).await? {
+        return Ok(false);
+    }
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ddl_lock_key(&unit.schema)])
+        .await
+        .map_err(Error::database("lock schema for DDL"))?;
+    let created = !table_exists_tx(tx, &unit.schema, SUMMARY_TABLE).await?;
+    if created {
+        for sql in ddl::create_table(schema_q) {
+            tx.batch_execute(&sql)
+                .await
+                .map_err(Error::database("create table"))?;
+        }
+        info!(table = %table_q, "created the summary table");
+    }
+    if partition_needed(tx, unit).await? {
         let name = ddl::partition_name(unit.year, unit.month);
         let sql = format!(
-            "CREATE TABLE {schema_q}.{} PARTITION OF {table_q} {bound}",
-            quote_ident(&name)
+            "CREATE TABLE {schema_q}.{} PARTITION OF {table_q} {}",
+            quote_ident(&name),
+            partition_bound(unit)
         );
         tx.batch_execute(&sql)
             .await
             .map_err(Error::database("create partition"))?;
         info!(partition = %name, "created the month's partition");
     }
-    Ok(())
+    Ok(created)
 }
 
 /// The columns written, with unit metadata as constants.
