@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use futures::{SinkExt, Stream, StreamExt};
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, GenericClient, Transaction};
 use tracing::{debug, info, warn};
 
 use crate::config::{CostCategoryPattern, DatabaseConfig, redact_url};
@@ -63,15 +63,6 @@ pub async fn connect(url: &str, db: &DatabaseConfig) -> Result<Client> {
         }
     });
     Ok(client)
-}
-
-async fn table_exists(client: &Client, schema: &str, table: &str) -> Result<bool> {
-    let qualified = format!("{}.{}", quote_ident(schema), quote_ident(table));
-    let row = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified])
-        .await
-        .map_err(Error::database("look up tables"))?;
-    Ok(row.get(0))
 }
 
 /// The enabled OCP tag keys from koku's `reporting_enabledtagkeys`, or `None` when the table is
@@ -249,8 +240,8 @@ async fn lock_unit(tx: &Transaction<'_>, db: &DatabaseConfig, unit: &UnitOfWork)
 /// Whether `schema.table` exists, read from `pg_class` with the statement's own snapshot.
 /// (`to_regclass` resolves through the catalog cache, which inside a transaction may not yet
 /// show a table another run has just committed.)
-async fn table_exists_tx(tx: &Transaction<'_>, schema: &str, table: &str) -> Result<bool> {
-    let row = tx
+async fn table_exists(client: &impl GenericClient, schema: &str, table: &str) -> Result<bool> {
+    let row = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = $1 AND c.relname = $2)",
@@ -308,7 +299,7 @@ async fn existing_columns(tx: &Transaction<'_>, schema: &str) -> Result<TableLay
 
 /// Whether the month needs a partition: the table is partitioned and no partition (nor a
 /// default one) takes the month, as koku's partition manager would see it. Read from the
-/// catalog tables by name, like `table_exists_tx`.
+/// catalog tables by name, like `table_exists`.
 async fn partition_needed(tx: &Transaction<'_>, unit: &UnitOfWork) -> Result<bool> {
     let row = tx
         .query_one(
@@ -344,7 +335,7 @@ async fn ensure_table(
 ) -> Result<bool> {
     let ready = |tx| async move {
         Ok::<_, Error>(
-            table_exists_tx(tx, &unit.schema, SUMMARY_TABLE).await? && !partition_needed(tx, unit).await?,
+            table_exists(tx, &unit.schema, SUMMARY_TABLE).await? && !partition_needed(tx, unit).await?,
         )
     };
     if ready(tx).await? {
@@ -353,7 +344,7 @@ async fn ensure_table(
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ddl_lock_key(&unit.schema)])
         .await
         .map_err(Error::database("lock schema for DDL"))?;
-    let created = !table_exists_tx(tx, &unit.schema, SUMMARY_TABLE).await?;
+    let created = !table_exists(tx, &unit.schema, SUMMARY_TABLE).await?;
     if created {
         for sql in ddl::create_table(schema_q) {
             tx.batch_execute(&sql)
