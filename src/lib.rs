@@ -109,17 +109,25 @@ impl RunRequest {
     }
 }
 
-/// Files of each report type for the unit, all checked, and whether they hold text timestamps.
+/// The checked files of one report type for the unit.
+struct ReportFiles {
+    report: ReportType,
+    files: Vec<PathBuf>,
+    /// Some file holds `interval_start` as text.
+    text_timestamps: bool,
+}
+
+/// Files of each report type for the unit, all checked.
 struct UnitFiles {
-    by_report: Vec<(ReportType, Vec<PathBuf>, bool)>,
+    by_report: Vec<ReportFiles>,
 }
 
 impl UnitFiles {
     fn count(&self, report: ReportType) -> usize {
         self.by_report
             .iter()
-            .find(|(r, _, _)| *r == report)
-            .map_or(0, |(_, f, _)| f.len())
+            .find(|r| r.report == report)
+            .map_or(0, |r| r.files.len())
     }
 }
 
@@ -143,7 +151,11 @@ async fn discover(req: &RunRequest) -> Result<UnitFiles> {
             .map_err(|e| Error::Internal(format!("schema check task failed: {e}")))?;
         problems.extend(found.problems);
         tracing::debug!(report = report.folder(), files = files.len(), folder = %searched.display(), "listed files");
-        by_report.push((report, files, found.text_timestamps));
+        by_report.push(ReportFiles {
+            report,
+            files,
+            text_timestamps: found.text_timestamps,
+        });
     }
     match problems.len() {
         0 => Ok(UnitFiles { by_report }),
@@ -193,9 +205,11 @@ pub async fn run(req: &RunRequest) -> Result<RunReport> {
         let malformed = Arc::new(summary::labels::MalformedLabels::default());
         let ctx = summary::session(&req.profile, &reference, malformed.clone())?;
         let mut unparsable_timestamps = 0;
-        for (report, paths, text_timestamps) in &files.by_report {
-            input::schema::register(&ctx, *report, paths, *text_timestamps)?;
-            unparsable_timestamps += input::schema::count_unparsable_timestamps(&ctx, *report).await?;
+        for r in &files.by_report {
+            input::schema::register(&ctx, r.report, &r.files, r.text_timestamps)?;
+            if r.text_timestamps {
+                unparsable_timestamps += input::schema::count_unparsable_timestamps(&ctx, r.report).await?;
+            }
         }
         let first_day = summary::first_pod_day(&ctx, unit.start_date, unit.end_date)
             .await?

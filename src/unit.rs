@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -81,10 +81,6 @@ impl UnitOfWork {
     /// `YYYY-MM`.
     pub fn month_label(&self) -> String {
         format!("{}-{:02}", self.year, self.month)
-    }
-
-    pub fn days_in_unit_month(&self) -> u32 {
-        Self::days_in_month(self.start_date.year(), self.start_date.month())
     }
 }
 

@@ -155,11 +155,6 @@ fn put_field(buf: &mut BytesMut, value: &[u8]) {
     buf.put_slice(value);
 }
 
-/// Text of a constant column value in its wire format.
-pub fn constant_text(text: &str) -> Option<Vec<u8>> {
-    Some(text.as_bytes().to_vec())
-}
-
 /// Writes `value` as a PostgreSQL binary `numeric` rounded to [`NUMERIC_SCALE`] decimals,
 /// from the f64's shortest round-trip decimal (not through a 15-significant-digit float
 /// cast). Returns the bytes written. NaN is written as numeric NaN; infinities as NaN too,

@@ -165,7 +165,7 @@ where
     }
 
     let table_created = ensure_table(&tx, &schema_q, &table_q, unit).await?;
-    let layout = existing_columns(&tx, &unit.schema).await?;
+    let layout = existing_columns(&tx, &unit.schema, &table_q).await?;
 
     // koku leaves the rows the OCP-on-cloud step owns: a non-zero infrastructure_raw_cost.
     let keep_cloud_rows = if layout.has_infrastructure_raw_cost {
@@ -260,8 +260,7 @@ struct TableLayout {
 
 /// Reads the table's columns and checks that each column costagg writes exists with a type it
 /// can encode; the table is never altered.
-async fn existing_columns(tx: &Transaction<'_>, schema: &str) -> Result<TableLayout> {
-    let qualified = format!("{}.{}", quote_ident(schema), quote_ident(SUMMARY_TABLE));
+async fn existing_columns(tx: &Transaction<'_>, schema: &str, table_q: &str) -> Result<TableLayout> {
     let rows = tx
         .query(
             "SELECT a.attname::text, t.typname::text FROM pg_attribute a \
@@ -287,7 +286,7 @@ async fn existing_columns(tx: &Transaction<'_>, schema: &str) -> Result<TableLay
     }
     if !problems.is_empty() {
         return Err(Error::DatabaseSchema(format!(
-            "{qualified} does not have koku's layout ({}); costagg never alters an existing table",
+            "{table_q} does not have koku's layout ({}); costagg never alters an existing table",
             problems.join("; ")
         )));
     }
@@ -379,8 +378,8 @@ fn output_columns(unit: &UnitOfWork, wires: &[Wire]) -> Vec<OutputColumn> {
                 "report_period_id" => {
                     Source::Constant(unit.report_period_id.map(|id| id.to_be_bytes().to_vec()))
                 }
-                "cluster_id" => Source::Constant(copy::constant_text(&unit.cluster_id)),
-                "cluster_alias" => Source::Constant(copy::constant_text(&unit.cluster_alias)),
+                "cluster_id" => Source::Constant(Some(unit.cluster_id.as_bytes().to_vec())),
+                "cluster_alias" => Source::Constant(Some(unit.cluster_alias.as_bytes().to_vec())),
                 "source_uuid" => Source::Constant(Some(unit.source.as_bytes().to_vec())),
                 other => Source::Batch(other.to_string()),
             };

@@ -127,16 +127,12 @@ pub struct FilterLabels {
 }
 
 impl FilterLabels {
-    pub fn new(keys: EnabledKeys, malformed: Arc<MalformedLabels>) -> Self {
-        FilterLabels {
+    pub fn udf(keys: EnabledKeys, malformed: Arc<MalformedLabels>) -> ScalarUDF {
+        ScalarUDF::new_from_impl(FilterLabels {
             keys,
             signature: Signature::new(TypeSignature::Any(1), Volatility::Immutable),
             malformed,
-        }
-    }
-
-    pub fn udf(keys: EnabledKeys, malformed: Arc<MalformedLabels>) -> ScalarUDF {
-        ScalarUDF::new_from_impl(Self::new(keys, malformed))
+        })
     }
 }
 
