@@ -1,6 +1,8 @@
 //! Deterministic sample data in koku's Parquet layout: hourly pod usage with node and
-//! namespace label files, shaped like a real cluster and written a half-day at a time.
+//! namespace label files and daily storage roll-ups, shaped like a real cluster and written a
+//! half-day at a time.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::cli::GenerateArgs;
-use crate::config::DEFAULT_HOURLY_TEMPLATE;
+use crate::config::{DEFAULT_DAILY_TEMPLATE, DEFAULT_HOURLY_TEMPLATE, NodeRole};
 use crate::error::{Error, Result};
 use crate::input::ReportType;
 use crate::input::layout::render;
@@ -45,8 +47,8 @@ impl GenerateRequest {
                 end_date: UnitOfWork::next_month_start(year, month)
                     .pred_opt()
                     .expect("valid date"),
-                cluster_id: String::new(),
-                cluster_alias: String::new(),
+                cluster_id: None,
+                cluster_alias: None,
                 report_period_id: None,
                 schema: args.org.clone(),
             },
@@ -59,7 +61,17 @@ impl GenerateRequest {
 #[derive(Debug, Default)]
 pub struct GenerateSummary {
     pub pod_rows: u64,
+    pub storage_rows: u64,
     pub files: usize,
+    /// The nodes' roles, as rows of koku's `reporting_ocp_nodes`.
+    pub node_roles: Vec<NodeRole>,
+}
+
+/// splitmix64's output function: a well-mixed hash of one number.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// splitmix64: small, fast and deterministic for a seed.
@@ -68,10 +80,7 @@ struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        mix(self.0)
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
@@ -86,6 +95,7 @@ impl Rng {
 
 struct Node {
     name: String,
+    role: &'static str,
     resource_id: String,
     cpu_cores: f64,
     memory_bytes: f64,
@@ -104,6 +114,8 @@ struct Pod {
     cpu_request: f64,
     memory_request: f64,
     usage_factor: f64,
+    /// The persistent volume claim the pod mounts, if any.
+    claim: Option<String>,
 }
 
 const APPS: &[&str] = &["web", "api", "worker", "db", "cache", "queue", "auth", "search"];
@@ -167,6 +179,7 @@ pub fn generate(req: &GenerateRequest) -> Result<GenerateSummary> {
             let cpu_cores = *rng.pick(&[16.0, 32.0, 64.0]);
             Node {
                 name: format!("{role}-{i:03}"),
+                role,
                 resource_id: format!("i-{:016x}", rng.next()),
                 cpu_cores,
                 memory_bytes: cpu_cores * 4.0 * GIB,
@@ -194,7 +207,19 @@ pub fn generate(req: &GenerateRequest) -> Result<GenerateSummary> {
         })
         .collect();
 
-    let mut summary = GenerateSummary::default();
+    let mut summary = GenerateSummary {
+        node_roles: nodes
+            .iter()
+            .map(|n| NodeRole {
+                node: n.name.clone(),
+                resource_id: n.resource_id.clone(),
+                node_role: n.role.to_string(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    write_node_roles(&req.out, &summary.node_roles)?;
+    let mut claims = ClaimHours::default();
     let mut pods: Vec<Pod> = Vec::new();
     let mut next_pod = 0u64;
     let month_start = UnitOfWork::first_day(unit.year, unit.month)
@@ -224,6 +249,12 @@ pub fn generate(req: &GenerateRequest) -> Result<GenerateSummary> {
             let start = month_start + chrono::Duration::hours(hour as i64);
             for pod in &pods {
                 rows.push(&mut rng, start, pod, hour, &nodes, &namespaces);
+                if let Some(claim) = &pod.claim {
+                    *claims
+                        .0
+                        .entry((pod.namespace, pod.name.clone(), claim.clone()))
+                        .or_default() += 1;
+                }
             }
             for node in &nodes {
                 label_rows.push(start, &node.name, &node.labels);
@@ -239,6 +270,7 @@ pub fn generate(req: &GenerateRequest) -> Result<GenerateSummary> {
         write(
             root,
             unit,
+            DEFAULT_HOURLY_TEMPLATE,
             ReportType::PodUsage,
             &name,
             rows.into_batch(pod_usage_schema())?,
@@ -249,6 +281,7 @@ pub fn generate(req: &GenerateRequest) -> Result<GenerateSummary> {
             write(
                 root,
                 unit,
+                DEFAULT_HOURLY_TEMPLATE,
                 ReportType::NodeLabels,
                 &format!("{}_node_labels_{day:02}.parquet", unit.source),
                 node_batch,
@@ -256,11 +289,24 @@ pub fn generate(req: &GenerateRequest) -> Result<GenerateSummary> {
             write(
                 root,
                 unit,
+                DEFAULT_HOURLY_TEMPLATE,
                 ReportType::NamespaceLabels,
                 &format!("{}_namespace_labels_{day:02}.parquet", unit.source),
                 ns_batch,
             )?;
             summary.files += 2;
+            let day_start = month_start + chrono::Duration::days(day as i64 - 1);
+            let storage = std::mem::take(&mut claims).into_batch(day_start, &namespaces)?;
+            summary.storage_rows += storage.num_rows() as u64;
+            write(
+                root,
+                unit,
+                DEFAULT_DAILY_TEMPLATE,
+                ReportType::StorageUsage,
+                &format!("{}_storage_usage_{day:02}.parquet", unit.source),
+                storage,
+            )?;
+            summary.files += 1;
         }
     }
     Ok(summary)
@@ -315,7 +361,15 @@ fn new_pod(
         changed.push(("version", format!("v{}", 5 + rng.below(4))));
         (at, json_object(&changed))
     });
+    // One pod in ten mounts a claim of its own, one in twenty-five the namespace's shared
+    // (ReadWriteMany) claim; drawn from a hash of the pod's number so the other draws stay put.
+    let claim = match mix(*next_pod ^ 0xc1a1_u64) % 100 {
+        0..10 => Some(format!("data-{app}-{:x}", *next_pod)),
+        10..14 => Some(format!("shared-{namespace}")),
+        _ => None,
+    };
     Pod {
+        claim,
         name: format!("{app}-{:x}-{}", *next_pod, rng.below(100_000)),
         namespace,
         node,
@@ -425,6 +479,88 @@ impl PodRows {
     }
 }
 
+/// Hours each (namespace, pod, claim) was mounted in one day.
+#[derive(Default)]
+struct ClaimHours(BTreeMap<(usize, String, String), u64>);
+
+impl ClaimHours {
+    /// One daily roll-up row per mounted (pod, claim), plus one claim per fifth namespace that
+    /// no pod mounts (koku's empty pod), for the day starting at `day_start`.
+    fn into_batch(self, day_start: NaiveDateTime, namespaces: &[(String, String)]) -> Result<RecordBatch> {
+        let unmounted = namespaces
+            .iter()
+            .enumerate()
+            .step_by(5)
+            .map(|(i, _)| ((i, String::new(), format!("archive-{i}")), 24));
+        let rows: Vec<_> = self.0.into_iter().chain(unmounted).collect();
+        let start_ms = day_start.and_utc().timestamp_millis();
+        let mut strings: [Vec<String>; 8] = Default::default();
+        let mut quantities: [Vec<f64>; 4] = Default::default();
+        for ((ns, pod, claim), hours) in &rows {
+            let h = mix(claim
+                .bytes()
+                .fold(*ns as u64, |a, b| a.wrapping_mul(31) ^ u64::from(b)));
+            let shared = claim.starts_with("shared-");
+            let capacity_bytes = (1 + h % 50) as f64 * GIB;
+            let seconds = *hours as f64 * 3600.0;
+            let used = 0.1 + (h >> 8) as f64 % 80.0 / 100.0;
+            let namespace = &namespaces[*ns].0;
+            let team = TEAMS[*ns % TEAMS.len()];
+            let app = match claim.strip_prefix("data-") {
+                Some(rest) => rest.split('-').next(),
+                None => claim.split('-').next(),
+            }
+            .unwrap_or_default();
+            for (column, value) in strings.iter_mut().zip([
+                namespace.clone(),
+                pod.clone(),
+                claim.clone(),
+                format!("pvc-{h:016x}"),
+                if shared {
+                    "ocs-storagecluster-cephfs"
+                } else {
+                    "gp3-csi"
+                }
+                .to_string(),
+                format!("vol-{:012x}", h >> 16),
+                json_object(&[("storage_tier", if shared { "shared" } else { "block" }.into())]),
+                json_object(&[("app", app.to_string()), ("team", team.to_string())]),
+            ]) {
+                column.push(value);
+            }
+            for (column, value) in quantities.iter_mut().zip([
+                capacity_bytes,
+                capacity_bytes * seconds,
+                capacity_bytes * seconds,
+                capacity_bytes * used * seconds,
+            ]) {
+                column.push(value);
+            }
+        }
+        let [namespace, pod, pvc, pv, storageclass, csi, pv_labels, pvc_labels] = strings;
+        let text = |v: Vec<String>| Arc::new(StringArray::from(v)) as ArrayRef;
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(TimestampMillisecondArray::from(vec![start_ms; rows.len()])),
+            text(namespace),
+            text(pod),
+            text(pvc),
+            text(pv),
+            text(storageclass),
+            text(csi),
+        ];
+        columns.extend(
+            quantities
+                .into_iter()
+                .map(|q| Arc::new(Float64Array::from(q)) as ArrayRef),
+        );
+        columns.extend([text(pv_labels), text(pvc_labels)]);
+        Ok(RecordBatch::try_new(
+            ReportType::StorageUsage.table_schema(),
+            columns,
+        )?)
+    }
+}
+
 #[derive(Default)]
 struct LabelRows {
     node: (Vec<i64>, Vec<String>, Vec<String>),
@@ -457,8 +593,33 @@ impl LabelRows {
     }
 }
 
-fn write(root: &Path, unit: &UnitOfWork, report: ReportType, name: &str, batch: RecordBatch) -> Result<()> {
-    let dir = root.join(render(DEFAULT_HOURLY_TEMPLATE, unit, report));
+/// Where `generate` leaves the nodes' roles: koku's `reporting_ocp_nodes` as CSV, to load into
+/// the schema (`scripts/demo` does) or copy into `reference.node_roles`.
+pub const NODE_ROLES_CSV: &str = "reference/reporting_ocp_nodes.csv";
+
+fn write_node_roles(root: &Path, roles: &[NodeRole]) -> Result<()> {
+    let path = root.join(NODE_ROLES_CSV);
+    let io = |source| Error::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(path.parent().expect("a file in a folder")).map_err(io)?;
+    let mut csv = String::from("node,resource_id,node_role\n");
+    for r in roles {
+        csv.push_str(&format!("{},{},{}\n", r.node, r.resource_id, r.node_role));
+    }
+    std::fs::write(&path, csv).map_err(io)
+}
+
+fn write(
+    root: &Path,
+    unit: &UnitOfWork,
+    template: &str,
+    report: ReportType,
+    name: &str,
+    batch: RecordBatch,
+) -> Result<()> {
+    let dir = root.join(render(template, unit, report));
     std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
         path: dir.clone(),
         source,

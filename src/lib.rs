@@ -19,16 +19,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
 use tracing::{Instrument, info, info_span, warn};
 
 use config::{Config, Profile};
 use error::{Error, Result};
 use input::ReportType;
 use report::RunReport;
-use summary::Reference;
 use summary::labels::EnabledKeys;
-use unit::UnitOfWork;
+use summary::{Reference, RowCounts};
+use unit::{ClusterIdentity, UnitOfWork};
 
 /// Everything a run needs, resolved from flags, environment and config.
 #[derive(Debug, Clone)]
@@ -78,7 +77,6 @@ impl RunRequest {
         let (year, month) = UnitOfWork::parse_month(&args.month)?;
         let schema = config.database.schema.clone().unwrap_or_else(|| args.org.clone());
         sink::check_identifier(&schema).map_err(|e| Error::config("--schema", e))?;
-        let cluster_id = args.cluster_id.clone().unwrap_or_else(|| args.source.to_string());
         let unit = UnitOfWork {
             org: args.org.clone(),
             source: args.source,
@@ -92,8 +90,8 @@ impl RunRequest {
                     .pred_opt()
                     .expect("valid date")
             }),
-            cluster_alias: args.cluster_alias.clone().unwrap_or_else(|| cluster_id.clone()),
-            cluster_id,
+            cluster_id: args.cluster_id.clone(),
+            cluster_alias: args.cluster_alias.clone(),
             report_period_id: args.report_period_id,
             schema,
         };
@@ -167,17 +165,17 @@ async fn discover(req: &RunRequest) -> Result<UnitFiles> {
 /// Reference data: koku's tables when the schema has them, else the config's.
 async fn reference(client: &tokio_postgres::Client, req: &RunRequest) -> Result<Reference> {
     let schema = &req.unit.schema;
+    let configured = &req.config.reference;
     let enabled_keys = match sink::enabled_tag_keys(client, schema).await? {
         Some(keys) => keys,
-        None => EnabledKeys::from_enabled(req.config.reference.enabled_tag_keys.iter().cloned()),
+        None => EnabledKeys::from_enabled(configured.enabled_tag_keys.iter().cloned()),
     };
-    let cost_categories = match sink::cost_categories(client, schema).await? {
-        Some(c) => c,
-        None => req.config.reference.cost_categories.clone(),
-    };
+    let cost_categories = sink::cost_categories(client, schema).await?;
+    let node_roles = sink::node_roles(client, schema).await?;
     Ok(Reference {
         enabled_keys,
-        cost_categories,
+        cost_categories: cost_categories.unwrap_or_else(|| configured.cost_categories.clone()),
+        node_roles: node_roles.unwrap_or_else(|| configured.node_roles.clone()),
     })
 }
 
@@ -200,6 +198,13 @@ pub async fn run(req: &RunRequest) -> Result<RunReport> {
         let t = Instant::now();
         let mut client = sink::connect(&req.database_url, &req.config.database).await?;
         let reference = reference(&client, req).await?;
+        let period = sink::report_period(&client, unit).await?;
+        let identity = ClusterIdentity::resolve(unit, period.as_ref());
+        info!(
+            cluster_id = %identity.cluster_id, cluster_alias = %identity.cluster_alias,
+            report_period_id = ?identity.report_period_id, from_report_period = period.is_some(),
+            node_roles = reference.node_roles.len(), "reference data read"
+        );
         let reference_ms = t.elapsed().as_millis() as u64;
 
         let malformed = Arc::new(summary::labels::MalformedLabels::default());
@@ -223,18 +228,21 @@ pub async fn run(req: &RunRequest) -> Result<RunReport> {
         }
 
         let t = Instant::now();
-        let stream = summary::pod_rows(&ctx, first_day, unit.end_date)
-            .await?
-            .execute_stream()
-            .await?
-            .map(|b| b.map_err(Error::from));
+        let summary = summary::daily_summary(
+            &ctx,
+            first_day,
+            unit.end_date,
+            files.count(ReportType::StorageUsage) > 0,
+        )
+        .await?;
         let outcome = sink::replace_unit(
             &mut client,
             &req.config.database,
             unit,
+            &identity,
             first_day,
             req.profile.copy_buffer_bytes,
-            stream,
+            summary.rows,
         )
         .instrument(info_span!("write"))
         .await?;
@@ -264,10 +272,14 @@ pub async fn run(req: &RunRequest) -> Result<RunReport> {
             schema: unit.schema.clone(),
             profile: req.profile.name.clone(),
             pod_usage_files: files.count(ReportType::PodUsage),
+            storage_usage_files: files.count(ReportType::StorageUsage),
             node_label_files: files.count(ReportType::NodeLabels),
             namespace_label_files: files.count(ReportType::NamespaceLabels),
             rows_deleted: outcome.rows_deleted,
             rows_written: outcome.rows_written,
+            pod_rows: RowCounts::get(&summary.counts.pod),
+            storage_rows: RowCounts::get(&summary.counts.storage),
+            unallocated_rows: RowCounts::get(&summary.counts.unallocated),
             malformed_labels,
             unparsable_timestamps,
             table_created: outcome.table_created,
@@ -279,6 +291,9 @@ pub async fn run(req: &RunRequest) -> Result<RunReport> {
         };
         info!(
             rows_written = report.rows_written,
+            pod_rows = report.pod_rows,
+            storage_rows = report.storage_rows,
+            unallocated_rows = report.unallocated_rows,
             rows_deleted = report.rows_deleted,
             files = report.pod_usage_files,
             total_ms = report.total_ms,

@@ -44,10 +44,13 @@ async fn dispatch(command: Command) -> Result<(), Error> {
             let summary =
                 costagg::generate::generate(&costagg::generate::GenerateRequest::from_args(&args)?)?;
             eprintln!(
-                "costagg: wrote {} pod usage rows in {} files under {}",
+                "costagg: wrote {} pod usage and {} storage usage rows in {} files under {}, and the \
+                 nodes' roles to {}",
                 summary.pod_rows,
+                summary.storage_rows,
                 summary.files,
-                args.out.display()
+                args.out.display(),
+                args.out.join(costagg::generate::NODE_ROLES_CSV).display()
             );
             Ok(())
         }

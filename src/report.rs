@@ -14,10 +14,16 @@ pub struct RunReport {
     pub schema: String,
     pub profile: String,
     pub pod_usage_files: usize,
+    pub storage_usage_files: usize,
     pub node_label_files: usize,
     pub namespace_label_files: usize,
     pub rows_deleted: u64,
     pub rows_written: u64,
+    /// Rows written by kind: koku's Pod section, Storage section and unallocated capacity
+    /// (`data_source` 'Pod' too).
+    pub pod_rows: u64,
+    pub storage_rows: u64,
+    pub unallocated_rows: u64,
     /// Distinct label strings that were not a JSON object of scalars (read as `{}`).
     pub malformed_labels: u64,
     /// Rows whose text `interval_start` could not be read (skipped).

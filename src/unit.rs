@@ -18,11 +18,52 @@ pub struct UnitOfWork {
     pub start_date: NaiveDate,
     /// Last day summarised (inclusive).
     pub end_date: NaiveDate,
-    pub cluster_id: String,
-    pub cluster_alias: String,
+    /// Given on the command line; else koku's report period row, else the source (see
+    /// `ClusterIdentity::resolve`). Likewise the alias and the report period id.
+    pub cluster_id: Option<String>,
+    pub cluster_alias: Option<String>,
     pub report_period_id: Option<i32>,
     /// PostgreSQL schema written into.
     pub schema: String,
+}
+
+/// koku's report period row for a source and month (`reporting_ocpusagereportperiod`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportPeriod {
+    pub id: i32,
+    pub cluster_id: String,
+    pub cluster_alias: Option<String>,
+}
+
+/// The cluster columns every row of a unit carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterIdentity {
+    pub cluster_id: String,
+    pub cluster_alias: String,
+    pub report_period_id: Option<i32>,
+}
+
+impl ClusterIdentity {
+    /// Each value from the command line when given, else from koku's report period row when
+    /// there is one; else the cluster id is the source, the alias the cluster id, and the
+    /// report period null.
+    pub fn resolve(unit: &UnitOfWork, period: Option<&ReportPeriod>) -> Self {
+        let cluster_id = unit
+            .cluster_id
+            .clone()
+            .or_else(|| period.map(|p| p.cluster_id.clone()))
+            .unwrap_or_else(|| unit.source.to_string());
+        let cluster_alias = unit
+            .cluster_alias
+            .clone()
+            .or_else(|| period.and_then(|p| p.cluster_alias.clone()))
+            .unwrap_or_else(|| cluster_id.clone());
+        ClusterIdentity {
+            report_period_id: unit.report_period_id.or(period.map(|p| p.id)),
+            cluster_id,
+            cluster_alias,
+        }
+    }
 }
 
 impl UnitOfWork {
@@ -102,6 +143,51 @@ impl fmt::Display for UnitOfWork {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flags_win_over_the_report_period_row_which_wins_over_the_source() {
+        let mut unit = UnitOfWork {
+            org: "org1".into(),
+            source: "6f5f1c0e-0000-4000-8000-000000000001".parse().unwrap(),
+            year: 2025,
+            month: 10,
+            start_date: UnitOfWork::first_day(2025, 10),
+            end_date: UnitOfWork::first_day(2025, 10),
+            cluster_id: None,
+            cluster_alias: None,
+            report_period_id: None,
+            schema: "org1".into(),
+        };
+        let period = ReportPeriod {
+            id: 42,
+            cluster_id: "ocp-prod".into(),
+            cluster_alias: Some("Production".into()),
+        };
+        let none = ClusterIdentity::resolve(&unit, None);
+        assert_eq!(none.cluster_id, "6f5f1c0e-0000-4000-8000-000000000001");
+        assert_eq!(none.cluster_alias, none.cluster_id);
+        assert_eq!(none.report_period_id, None);
+        let from_table = ClusterIdentity::resolve(&unit, Some(&period));
+        assert_eq!(
+            (
+                from_table.cluster_id.as_str(),
+                from_table.cluster_alias.as_str(),
+                from_table.report_period_id
+            ),
+            ("ocp-prod", "Production", Some(42))
+        );
+        unit.cluster_alias = Some("Mine".into());
+        unit.report_period_id = Some(7);
+        let mixed = ClusterIdentity::resolve(&unit, Some(&period));
+        assert_eq!(
+            (
+                mixed.cluster_id.as_str(),
+                mixed.cluster_alias.as_str(),
+                mixed.report_period_id
+            ),
+            ("ocp-prod", "Mine", Some(7))
+        );
+    }
 
     #[test]
     fn months_parse_and_know_their_length() {

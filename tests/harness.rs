@@ -5,6 +5,7 @@ use std::path::Path;
 
 use costagg::RunRequest;
 use costagg::config::{Config, ProfileSpec};
+use costagg::generate::GenerateSummary;
 use costagg::unit::UnitOfWork;
 use tokio_postgres::{Client, NoTls};
 
@@ -58,8 +59,8 @@ pub fn unit(source: &str, month: &str) -> UnitOfWork {
         month: m,
         start_date: UnitOfWork::first_day(year, m),
         end_date: UnitOfWork::next_month_start(year, m).pred_opt().unwrap(),
-        cluster_id: "cluster-1".into(),
-        cluster_alias: "Cluster One".into(),
+        cluster_id: Some("cluster-1".into()),
+        cluster_alias: Some("Cluster One".into()),
         report_period_id: Some(7),
         schema: ORG.into(),
     }
@@ -86,7 +87,7 @@ pub fn config_with_keys(keys: &[&str]) -> Config {
 }
 
 /// Writes `rows` generated rows for a unit under `root`.
-pub fn generate(root: &Path, source: &str, month: &str, rows: u64, seed: u64) {
+pub fn generate(root: &Path, source: &str, month: &str, rows: u64, seed: u64) -> GenerateSummary {
     let args = costagg::cli::GenerateArgs {
         rows,
         month: month.into(),
@@ -95,7 +96,7 @@ pub fn generate(root: &Path, source: &str, month: &str, rows: u64, seed: u64) {
         out: root.to_path_buf(),
         seed,
     };
-    costagg::generate::generate(&costagg::generate::GenerateRequest::from_args(&args).unwrap()).unwrap();
+    costagg::generate::generate(&costagg::generate::GenerateRequest::from_args(&args).unwrap()).unwrap()
 }
 
 /// The summary table's rows for a source as text, uuid left out, in a stable order.

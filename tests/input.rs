@@ -6,13 +6,14 @@ use std::sync::Arc;
 use costagg::config::ProfileSpec;
 use costagg::input::ReportType;
 use costagg::summary::labels::EnabledKeys;
-use costagg::summary::{Reference, pod_rows, session};
+use costagg::summary::{Reference, RowCounts, daily_summary, session};
 use datafusion::arrow::array::{
     Array, ArrayRef, Float64Array, Int64Array, LargeStringArray, RecordBatch, StringArray,
     TimestampNanosecondArray,
 };
-use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use futures::TryStreamExt;
 
 fn write(path: &std::path::Path, batch: &RecordBatch) {
     let file = std::fs::File::create(path).unwrap();
@@ -115,7 +116,7 @@ async fn nanosecond_zoned_integer_large_string_and_text_timestamp_files_read_as_
 
     let reference = Reference {
         enabled_keys: EnabledKeys::from_enabled(vec![]),
-        cost_categories: vec![],
+        ..Default::default()
     };
     let profile = ProfileSpec::default().resolve("test", &std::env::temp_dir());
     let ctx = session(&profile, &reference, Arc::default()).unwrap();
@@ -124,9 +125,12 @@ async fn nanosecond_zoned_integer_large_string_and_text_timestamp_files_read_as_
         costagg::input::schema::register(&ctx, report, &[], false).unwrap();
     }
     let day = chrono::NaiveDate::from_ymd_opt(2025, 10, 1).unwrap();
-    let batches = pod_rows(&ctx, day, day).await.unwrap().collect().await.unwrap();
-    let rows = concat_batches(&batches[0].schema(), &batches).unwrap();
-    assert_eq!(rows.num_rows(), 1);
+    let summary = daily_summary(&ctx, day, day, false).await.unwrap();
+    let batches: Vec<RecordBatch> = summary.rows.try_collect().await.unwrap();
+    // The Pod section comes first: one Pod row, then the node's unallocated row.
+    assert_eq!(RowCounts::get(&summary.counts.pod), 1);
+    assert_eq!(RowCounts::get(&summary.counts.unallocated), 1);
+    let rows = batches.iter().find(|b| b.num_rows() > 0).unwrap();
     let value = |name: &str| {
         let a = cast(rows.column_by_name(name).unwrap(), &DataType::Float64).unwrap();
         a.as_any().downcast_ref::<Float64Array>().unwrap().value(0)

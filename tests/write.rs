@@ -74,7 +74,9 @@ async fn the_table_is_created_with_kokus_types_and_a_month_partition() {
     let row = client
         .query_one(
             "SELECT count(*), count(DISTINCT usage_start), min(cluster_id), min(cluster_alias), \
-             min(report_period_id), bool_and(usage_end = usage_start), bool_and(data_source = 'Pod') \
+             min(report_period_id), bool_and(usage_end = usage_start), \
+             count(*) FILTER (WHERE data_source = 'Storage'), \
+             count(*) FILTER (WHERE data_source = 'Pod' AND pod_labels IS NULL) \
              FROM org1234567.reporting_ocpusagelineitem_daily_summary",
             &[],
         )
@@ -86,7 +88,15 @@ async fn the_table_is_created_with_kokus_types_and_a_month_partition() {
     assert_eq!(row.get::<_, String>(3), "Cluster One");
     assert_eq!(row.get::<_, i32>(4), 7);
     assert!(row.get::<_, bool>(5));
-    assert!(row.get::<_, bool>(6));
+    // The generated month has storage: the report counts the Storage and unallocated rows
+    // written.
+    assert!(report.storage_rows > 0);
+    assert_eq!(row.get::<_, i64>(6) as u64, report.storage_rows);
+    assert_eq!(row.get::<_, i64>(7) as u64, report.unallocated_rows);
+    assert_eq!(
+        report.pod_rows + report.storage_rows + report.unallocated_rows,
+        report.rows_written
+    );
 }
 
 #[tokio::test]
@@ -221,7 +231,24 @@ async fn an_existing_koku_table_is_written_into_without_being_altered() {
     let before = table_definition(&client).await;
 
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), SOURCE_A, "2025-10", 3000, 6);
+    let generated = generate(dir.path(), SOURCE_A, "2025-10", 3000, 6);
+    // koku's node table names every generated node's role, so no unallocated row lacks a namespace.
+    client
+        .batch_execute(
+            "CREATE TABLE org1234567.reporting_ocp_nodes (id serial PRIMARY KEY, node text, \
+             resource_id text, node_capacity_cpu_cores numeric, node_role text)",
+        )
+        .await
+        .unwrap();
+    for r in &generated.node_roles {
+        client
+            .execute(
+                "INSERT INTO org1234567.reporting_ocp_nodes (node, resource_id, node_role) VALUES ($1, $2, $3)",
+                &[&r.node, &r.resource_id, &r.node_role],
+            )
+            .await
+            .unwrap();
+    }
     // The config enables other keys: koku's table must win over it.
     let report = costagg::run(&request(
         unit(SOURCE_A, "2025-10"),
@@ -356,7 +383,9 @@ async fn quantities_arrive_in_postgresql_as_exact_decimals() {
     let report = costagg::run(&request(unit(SOURCE_A, "2025-10"), dir.path(), &url, config))
         .await
         .unwrap();
-    assert_eq!(report.rows_written, 2);
+    // Two Pod rows, and node n1's unallocated capacity for Oct 3.
+    assert_eq!(report.rows_written, 3);
+    assert_eq!((report.pod_rows, report.unallocated_rows), (2, 1));
     assert_eq!(report.first_day, "2025-10-03");
     let client = connect(&url).await;
     let rows = client
@@ -418,7 +447,11 @@ async fn a_partial_upload_never_wipes_the_days_before_it() {
         .await
         .unwrap();
     assert!(row.get::<_, i64>(0) > 0, "days 1 and 2 are kept");
-    assert_eq!(row.get::<_, i64>(1), 1, "days 3 onwards are the partial upload's");
+    assert_eq!(
+        row.get::<_, i64>(1),
+        2,
+        "days 3 onwards are the partial upload's: one Pod row and its node's unallocated row"
+    );
 }
 
 #[tokio::test]

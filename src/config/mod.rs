@@ -108,6 +108,8 @@ pub struct ReferenceConfig {
     pub enabled_tag_keys: Vec<String>,
     /// Cost categories, used when `reporting_ocp_cost_category_namespace` does not exist.
     pub cost_categories: Vec<CostCategoryPattern>,
+    /// Node roles, used when `reporting_ocp_nodes` does not exist.
+    pub node_roles: Vec<NodeRole>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -116,6 +118,17 @@ pub struct CostCategoryPattern {
     /// A SQL LIKE pattern: `%` any run, `_` any one character.
     pub namespace: String,
     pub cost_category_id: i32,
+}
+
+/// A node's role, as a row of koku's `reporting_ocp_nodes`: looked up on node and resource id
+/// together. `master` and `infra` give `Platform unallocated`, `worker` gives `Worker
+/// unallocated`; any other role leaves the unallocated row's namespace null, as in koku.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRole {
+    pub node: String,
+    pub resource_id: String,
+    pub node_role: String,
 }
 
 /// A connection URL with its password replaced, for logs and `Debug`.
@@ -186,6 +199,11 @@ impl Config {
         for (i, c) in self.reference.cost_categories.iter().enumerate() {
             if c.namespace.is_empty() {
                 problems.push(format!("`reference.cost_categories[{i}].namespace` is empty"));
+            }
+        }
+        for (i, r) in self.reference.node_roles.iter().enumerate() {
+            if r.node.is_empty() {
+                problems.push(format!("`reference.node_roles[{i}].node` is empty"));
             }
         }
         if problems.is_empty() {

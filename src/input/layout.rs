@@ -86,8 +86,8 @@ mod tests {
             month: 3,
             start_date: UnitOfWork::first_day(2025, 3),
             end_date: UnitOfWork::first_day(2025, 3),
-            cluster_id: "c".into(),
-            cluster_alias: "c".into(),
+            cluster_id: None,
+            cluster_alias: None,
             report_period_id: None,
             schema: "org1".into(),
         }

@@ -12,6 +12,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReportType {
     PodUsage,
+    StorageUsage,
     NodeLabels,
     NamespaceLabels,
 }
@@ -71,6 +72,24 @@ const POD_USAGE_COLUMNS: &[Column] = &[
     opt("pod_effective_usage_memory_byte_seconds", Kind::Quantity),
 ];
 
+/// `csi_volume_handle` is optional: operators before its introduction do not write it, and a
+/// missing optional column counts as all-null (SPEC §2).
+const STORAGE_USAGE_COLUMNS: &[Column] = &[
+    req("interval_start", Kind::Timestamp),
+    req("namespace", Kind::Text),
+    req("pod", Kind::Text),
+    req("persistentvolumeclaim", Kind::Text),
+    req("persistentvolume", Kind::Text),
+    req("storageclass", Kind::Text),
+    opt("csi_volume_handle", Kind::Text),
+    req("persistentvolumeclaim_capacity_bytes", Kind::Quantity),
+    req("persistentvolumeclaim_capacity_byte_seconds", Kind::Quantity),
+    req("volume_request_storage_byte_seconds", Kind::Quantity),
+    req("persistentvolumeclaim_usage_byte_seconds", Kind::Quantity),
+    req("persistentvolume_labels", Kind::Text),
+    req("persistentvolumeclaim_labels", Kind::Text),
+];
+
 const NODE_LABEL_COLUMNS: &[Column] = &[
     req("interval_start", Kind::Timestamp),
     req("node", Kind::Text),
@@ -84,8 +103,9 @@ const NAMESPACE_LABEL_COLUMNS: &[Column] = &[
 ];
 
 impl ReportType {
-    pub const ALL: [ReportType; 3] = [
+    pub const ALL: [ReportType; 4] = [
         ReportType::PodUsage,
+        ReportType::StorageUsage,
         ReportType::NodeLabels,
         ReportType::NamespaceLabels,
     ];
@@ -94,6 +114,7 @@ impl ReportType {
     pub fn folder(self) -> &'static str {
         match self {
             ReportType::PodUsage => "pod_usage",
+            ReportType::StorageUsage => "storage_usage",
             ReportType::NodeLabels => "node_labels",
             ReportType::NamespaceLabels => "namespace_labels",
         }
@@ -103,6 +124,7 @@ impl ReportType {
     pub fn table_name(self) -> &'static str {
         match self {
             ReportType::PodUsage => "openshift_pod_usage_line_items",
+            ReportType::StorageUsage => "openshift_storage_usage_line_items",
             ReportType::NodeLabels => "openshift_node_labels_line_items",
             ReportType::NamespaceLabels => "openshift_namespace_labels_line_items",
         }
@@ -116,6 +138,7 @@ impl ReportType {
     pub fn columns(self) -> &'static [Column] {
         match self {
             ReportType::PodUsage => POD_USAGE_COLUMNS,
+            ReportType::StorageUsage => STORAGE_USAGE_COLUMNS,
             ReportType::NodeLabels => NODE_LABEL_COLUMNS,
             ReportType::NamespaceLabels => NAMESPACE_LABEL_COLUMNS,
         }

@@ -13,10 +13,10 @@ use futures::{SinkExt, Stream, StreamExt};
 use tokio_postgres::{Client, GenericClient, Transaction};
 use tracing::{debug, info, warn};
 
-use crate::config::{CostCategoryPattern, DatabaseConfig, redact_url};
+use crate::config::{CostCategoryPattern, DatabaseConfig, NodeRole, redact_url};
 use crate::error::{Error, Result};
 use crate::summary::labels::EnabledKeys;
-use crate::unit::UnitOfWork;
+use crate::unit::{ClusterIdentity, ReportPeriod, UnitOfWork};
 use copy::{OutputColumn, Source, Wire};
 use ddl::{COLUMNS, SUMMARY_TABLE};
 
@@ -68,44 +68,98 @@ pub async fn connect(url: &str, db: &DatabaseConfig) -> Result<Client> {
 /// The enabled OCP tag keys from koku's `reporting_enabledtagkeys`, or `None` when the table is
 /// absent from the schema.
 pub async fn enabled_tag_keys(client: &Client, schema: &str) -> Result<Option<EnabledKeys>> {
-    if !table_exists(client, schema, "reporting_enabledtagkeys").await? {
-        return Ok(None);
-    }
-    let sql = format!(
-        "SELECT key FROM {}.reporting_enabledtagkeys WHERE enabled = true AND provider_type = 'OCP'",
-        quote_ident(schema)
-    );
-    let rows = client
-        .query(&sql, &[])
-        .await
-        .map_err(Error::database("read enabled tag keys"))?;
-    Ok(Some(EnabledKeys::from_enabled(
-        rows.iter().map(|r| r.get::<_, String>(0)),
-    )))
+    let sql = "SELECT key FROM {}.reporting_enabledtagkeys WHERE enabled = true AND provider_type = 'OCP'";
+    let rows = read_reference(
+        client,
+        schema,
+        "reporting_enabledtagkeys",
+        "read enabled tag keys",
+        sql,
+    )
+    .await?;
+    Ok(rows.map(|rows| EnabledKeys::from_enabled(rows.iter().map(|r| r.get::<_, String>(0)))))
 }
 
 /// Cost-category namespace patterns from koku's `reporting_ocp_cost_category_namespace`, or
 /// `None` when the table is absent.
 pub async fn cost_categories(client: &Client, schema: &str) -> Result<Option<Vec<CostCategoryPattern>>> {
-    if !table_exists(client, schema, "reporting_ocp_cost_category_namespace").await? {
-        return Ok(None);
-    }
-    let sql = format!(
-        "SELECT namespace, cost_category_id FROM {}.reporting_ocp_cost_category_namespace",
-        quote_ident(schema)
-    );
-    let rows = client
-        .query(&sql, &[])
-        .await
-        .map_err(Error::database("read cost categories"))?;
-    Ok(Some(
+    let sql = "SELECT namespace, cost_category_id FROM {}.reporting_ocp_cost_category_namespace";
+    let rows = read_reference(
+        client,
+        schema,
+        "reporting_ocp_cost_category_namespace",
+        "read cost categories",
+        sql,
+    )
+    .await?;
+    Ok(rows.map(|rows| {
         rows.iter()
             .map(|r| CostCategoryPattern {
                 namespace: r.get(0),
                 cost_category_id: r.get(1),
             })
-            .collect(),
-    ))
+            .collect()
+    }))
+}
+
+/// Node roles from koku's `reporting_ocp_nodes`, or `None` when the table is absent. Rows
+/// without a node, resource id or role can match nothing in koku's join and are left out.
+pub async fn node_roles(client: &Client, schema: &str) -> Result<Option<Vec<NodeRole>>> {
+    let sql = "SELECT node, resource_id, node_role FROM {}.reporting_ocp_nodes \
+               WHERE node IS NOT NULL AND resource_id IS NOT NULL AND node_role IS NOT NULL";
+    let rows = read_reference(client, schema, "reporting_ocp_nodes", "read node roles", sql).await?;
+    Ok(rows.map(|rows| {
+        rows.iter()
+            .map(|r| NodeRole {
+                node: r.get(0),
+                resource_id: r.get(1),
+                node_role: r.get(2),
+            })
+            .collect()
+    }))
+}
+
+/// koku's report period row for a source and month (`reporting_ocpusagereportperiod`), or
+/// `None` when the table or the row is absent. With several rows (one per cluster id) the
+/// newest is taken.
+pub async fn report_period(client: &Client, unit: &UnitOfWork) -> Result<Option<ReportPeriod>> {
+    let sql = "SELECT id, cluster_id, cluster_alias FROM {}.reporting_ocpusagereportperiod \
+               WHERE provider_id = $1 AND (report_period_start AT TIME ZONE 'UTC')::date = $2 \
+               ORDER BY id DESC LIMIT 1";
+    let month_start = UnitOfWork::first_day(unit.year, unit.month);
+    if !table_exists(client, &unit.schema, "reporting_ocpusagereportperiod").await? {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            &sql.replace("{}", &quote_ident(&unit.schema)),
+            &[&unit.source, &month_start],
+        )
+        .await
+        .map_err(Error::database("read the report period"))?;
+    Ok(row.map(|r| ReportPeriod {
+        id: r.get(0),
+        cluster_id: r.get(1),
+        cluster_alias: r.get(2),
+    }))
+}
+
+/// The rows of `sql` (with `{}` for the quoted schema), or `None` when `table` is absent.
+async fn read_reference(
+    client: &Client,
+    schema: &str,
+    table: &str,
+    stage: &'static str,
+    sql: &str,
+) -> Result<Option<Vec<tokio_postgres::Row>>> {
+    if !table_exists(client, schema, table).await? {
+        return Ok(None);
+    }
+    let rows = client
+        .query(&sql.replace("{}", &quote_ident(schema)), &[])
+        .await
+        .map_err(Error::database(stage))?;
+    Ok(Some(rows))
 }
 
 /// The advisory-lock key of a unit: `costagg/<source>/<YYYY-MM>`.
@@ -142,6 +196,7 @@ pub async fn replace_unit<S>(
     client: &mut Client,
     db: &DatabaseConfig,
     unit: &UnitOfWork,
+    identity: &ClusterIdentity,
     first_day: NaiveDate,
     copy_buffer_bytes: usize,
     mut batches: S,
@@ -182,7 +237,7 @@ where
         .map_err(Error::database("delete previous rows"))?;
     debug!(rows = rows_deleted, from = %first_day, to = %unit.end_date, "deleted previous rows");
 
-    let columns = output_columns(unit, &layout.wires);
+    let columns = output_columns(unit, identity, &layout.wires);
     let names: Vec<String> = columns.iter().map(|c| quote_ident(c.name)).collect();
     let copy_sql = format!("COPY {table_q} ({}) FROM STDIN (FORMAT binary)", names.join(", "));
     let sink = tx
@@ -368,7 +423,7 @@ async fn ensure_table(
 }
 
 /// The columns written, with unit metadata as constants.
-fn output_columns(unit: &UnitOfWork, wires: &[Wire]) -> Vec<OutputColumn> {
+fn output_columns(unit: &UnitOfWork, identity: &ClusterIdentity, wires: &[Wire]) -> Vec<OutputColumn> {
     COLUMNS
         .iter()
         .zip(wires)
@@ -376,10 +431,10 @@ fn output_columns(unit: &UnitOfWork, wires: &[Wire]) -> Vec<OutputColumn> {
             let source = match *name {
                 "uuid" => Source::NewUuid,
                 "report_period_id" => {
-                    Source::Constant(unit.report_period_id.map(|id| id.to_be_bytes().to_vec()))
+                    Source::Constant(identity.report_period_id.map(|id| id.to_be_bytes().to_vec()))
                 }
-                "cluster_id" => Source::Constant(Some(unit.cluster_id.as_bytes().to_vec())),
-                "cluster_alias" => Source::Constant(Some(unit.cluster_alias.as_bytes().to_vec())),
+                "cluster_id" => Source::Constant(Some(identity.cluster_id.as_bytes().to_vec())),
+                "cluster_alias" => Source::Constant(Some(identity.cluster_alias.as_bytes().to_vec())),
                 "source_uuid" => Source::Constant(Some(unit.source.as_bytes().to_vec())),
                 other => Source::Batch(other.to_string()),
             };

@@ -27,7 +27,7 @@ pub type Labels = BTreeMap<String, Option<String>>;
 /// The enabled keys; `None` reproduces koku's quirk when no OCP key is enabled: the Trino
 /// `array_agg` over no rows is null, `contains(null, k)` is null, and every label is dropped,
 /// `vm_kubevirt_io_name` included.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct EnabledKeys(Option<BTreeSet<String>>);
 
 impl EnabledKeys {

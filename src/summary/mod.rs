@@ -4,28 +4,39 @@
 //! sees a path or a connection.
 
 pub mod labels;
+pub mod unallocated;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{Array, Int32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use futures::stream::{self, BoxStream};
+use futures::{Stream, StreamExt, TryStreamExt};
 
-use crate::config::{CostCategoryPattern, Profile};
-use crate::error::Result;
+use crate::config::{CostCategoryPattern, NodeRole, Profile};
+use crate::error::{Error, Result};
+use crate::unit::UnitOfWork;
 use labels::{EnabledKeys, FilterLabels, MergeLabels};
+use unallocated::NodeTotals;
 
+/// koku's label CTEs as views, with `{{start}}`/`{{end}}` for the day range.
+const LABEL_VIEWS_SQL: &str = include_str!("cte_ocp_label_line_items_daily.sql");
 /// koku's Pod section, with `{{start}}`/`{{end}}` for the day range.
 const POD_SQL: &str = include_str!("reporting_ocpusagelineitem_daily_summary_pod.sql");
+/// koku's Storage section, with the day range and `{{days_in_month}}`.
+const STORAGE_SQL: &str = include_str!("reporting_ocpusagelineitem_daily_summary_storage.sql");
 
 /// The reference data the summary needs besides the line items.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Reference {
     pub enabled_keys: EnabledKeys,
     pub cost_categories: Vec<CostCategoryPattern>,
+    pub node_roles: Vec<NodeRole>,
 }
 
 /// A DataFusion session sized by the profile, with the label functions registered.
@@ -49,7 +60,39 @@ pub fn session(
     ));
     ctx.register_udf(MergeLabels::udf());
     register_cost_categories(&ctx, &reference.cost_categories)?;
+    register_node_roles(&ctx, &reference.node_roles)?;
     Ok(ctx)
+}
+
+/// A table of text columns, registered under `name`.
+fn register_text_table(ctx: &SessionContext, name: &str, columns: &[(&str, Vec<&str>)]) -> Result<()> {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(n, _)| Field::new(*n, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays = columns
+        .iter()
+        .map(|(_, v)| Arc::new(StringArray::from(v.clone())) as _)
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+    ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+    Ok(())
+}
+
+/// koku's `reporting_ocp_nodes` (the columns the unallocated SQL reads).
+fn register_node_roles(ctx: &SessionContext, roles: &[NodeRole]) -> Result<()> {
+    let values = |f: fn(&NodeRole) -> &str| roles.iter().map(f).collect::<Vec<_>>();
+    register_text_table(
+        ctx,
+        "reporting_ocp_nodes",
+        &[
+            ("node", values(|r| &r.node)),
+            ("resource_id", values(|r| &r.resource_id)),
+            ("node_role", values(|r| &r.node_role)),
+        ],
+    )
 }
 
 fn register_cost_categories(ctx: &SessionContext, patterns: &[CostCategoryPattern]) -> Result<()> {
@@ -114,9 +157,100 @@ pub async fn first_pod_day(
         .flatten())
 }
 
-/// koku's Pod rows for the day range, as a DataFrame to stream.
-pub async fn pod_rows(ctx: &SessionContext, start: NaiveDate, end: NaiveDate) -> Result<DataFrame> {
-    Ok(ctx.sql(&with_day_range(POD_SQL, start, end)).await?)
+/// Rows of each kind a summary stream has yielded so far.
+#[derive(Debug, Default)]
+pub struct RowCounts {
+    pub pod: AtomicU64,
+    pub storage: AtomicU64,
+    pub unallocated: AtomicU64,
+}
+
+impl RowCounts {
+    fn counter(
+        counter: fn(&RowCounts) -> &AtomicU64,
+        counts: &Arc<RowCounts>,
+    ) -> impl FnMut(&RecordBatch) + use<> {
+        let counts = counts.clone();
+        move |b| {
+            counter(&counts).fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+        }
+    }
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// koku's daily summary of a day range as one stream of batches, all with the same columns
+/// (`data_source` and onwards of the summary table, without the unit's constants).
+pub struct DailySummary {
+    pub rows: BoxStream<'static, Result<RecordBatch>>,
+    pub counts: Arc<RowCounts>,
+}
+
+/// koku's daily summary for `start..=end`: the Pod rows, then the Storage rows (only when
+/// `storage`, like koku's `{% if storage_exists %}`), then the Unallocated rows, which koku
+/// computes from the Pod rows and costagg from their totals gathered as they stream past.
+pub async fn daily_summary(
+    ctx: &SessionContext,
+    start: NaiveDate,
+    end: NaiveDate,
+    storage: bool,
+) -> Result<DailySummary> {
+    for statement in with_day_range(LABEL_VIEWS_SQL, start, end).split(';') {
+        let has_sql = statement
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"));
+        if has_sql {
+            ctx.sql(statement).await?;
+        }
+    }
+    let pod = ctx.sql(&with_day_range(POD_SQL, start, end)).await?;
+    let storage = match storage {
+        true => {
+            let days = UnitOfWork::days_in_month(start.year(), start.month());
+            let sql = with_day_range(STORAGE_SQL, start, end).replace("{{days_in_month}}", &days.to_string());
+            Some(ctx.sql(&sql).await?)
+        }
+        false => None,
+    };
+
+    let counts = Arc::new(RowCounts::default());
+    let totals = Arc::new(Mutex::new(NodeTotals::default()));
+    let pod_totals = totals.clone();
+    let pod = execute_later(pod)
+        .and_then(move |b| {
+            let added = pod_totals
+                .lock()
+                .map_err(|_| Error::Internal("node totals lock poisoned".into()))
+                .and_then(|mut t| t.add(&b));
+            futures::future::ready(added.map(|()| b))
+        })
+        .inspect_ok(RowCounts::counter(|c| &c.pod, &counts));
+    let storage = match storage {
+        Some(df) => execute_later(df).boxed(),
+        None => stream::empty().boxed(),
+    }
+    .inspect_ok(RowCounts::counter(|c| &c.storage, &counts));
+    let ctx = ctx.clone();
+    let unallocated = stream::once(async move {
+        let totals = std::mem::take(
+            &mut *totals
+                .lock()
+                .map_err(|_| Error::Internal("node totals lock poisoned".into()))?,
+        );
+        Ok::<_, Error>(execute_later(unallocated::rows(&ctx, totals).await?))
+    })
+    .try_flatten()
+    .inspect_ok(RowCounts::counter(|c| &c.unallocated, &counts));
+    Ok(DailySummary {
+        rows: pod.chain(storage).chain(unallocated).boxed(),
+        counts,
+    })
+}
+
+/// The batches of `df`, executed when first polled.
+fn execute_later(df: DataFrame) -> impl Stream<Item = Result<RecordBatch>> + Send + 'static {
+    stream::once(async move { Ok::<_, Error>(df.execute_stream().await?.map_err(Error::from)) }).try_flatten()
 }
 
 #[cfg(test)]

@@ -6,32 +6,10 @@
 -- koku's `source`/`year`/`month` predicates are the folder costagg reads, so they are absent here.
 -- Enabled keys: koku's `cte_pg_enabled_keys` + `map_filter(..., contains(pek.keys, k))` is
 -- `koku_filter_labels`, which holds the enabled keys itself.
+-- koku's label CTEs (`cte_ocp_node_label_line_item_daily`, `cte_ocp_namespace_label_line_item_daily`)
+-- are views shared with the Storage section: `cte_ocp_label_line_items_daily.sql`.
 
-WITH cte_ocp_node_label_line_item_daily AS (
-    -- koku: GROUP BY date(interval_start), node, filtered node_labels. costagg first takes the
-    -- distinct raw strings so the filter runs once per distinct (day, node, labels).
-    SELECT DISTINCT d.usage_start,
-        d.node,
-        koku_filter_labels(d.node_labels) AS node_labels
-    FROM (
-        SELECT DISTINCT CAST(nli.interval_start AS DATE) AS usage_start, nli.node, nli.node_labels
-        FROM openshift_node_labels_line_items AS nli
-        WHERE nli.interval_start >= {{start}}
-            AND nli.interval_start < {{end}}
-    ) AS d
-),
-cte_ocp_namespace_label_line_item_daily AS (
-    SELECT DISTINCT d.usage_start,
-        d.namespace,
-        koku_filter_labels(d.namespace_labels) AS namespace_labels
-    FROM (
-        SELECT DISTINCT CAST(nsli.interval_start AS DATE) AS usage_start, nsli.namespace, nsli.namespace_labels
-        FROM openshift_namespace_labels_line_items AS nsli
-        WHERE nsli.interval_start >= {{start}}
-            AND nsli.interval_start < {{end}}
-    ) AS d
-),
-cte_ocp_node_capacity AS (
+WITH cte_ocp_node_capacity AS (
     -- Max per (hour, node), then summed per (day, node). koku keeps rows with an empty node here.
     SELECT CAST(nc.interval_start AS DATE) AS usage_start,
         nc.node,
@@ -149,10 +127,18 @@ SELECT 'Pod' AS data_source,
     nc.node_capacity_memory_byte_seconds / 3600.0 * power(2.0, -30) AS node_capacity_memory_gigabyte_hours,
     cc.cluster_capacity_cpu_core_seconds / 3600.0 AS cluster_capacity_cpu_core_hours,
     cc.cluster_capacity_memory_byte_seconds / 3600.0 * power(2.0, -30) AS cluster_capacity_memory_gigabyte_hours,
+    CAST(NULL AS VARCHAR) AS persistentvolumeclaim,
+    CAST(NULL AS VARCHAR) AS persistentvolume,
+    CAST(NULL AS VARCHAR) AS storageclass,
+    CAST(NULL AS VARCHAR) AS volume_labels,
+    CAST(NULL AS DOUBLE) AS persistentvolumeclaim_capacity_gigabyte,
+    CAST(NULL AS DOUBLE) AS persistentvolumeclaim_capacity_gigabyte_months,
+    CAST(NULL AS DOUBLE) AS volume_request_storage_gigabyte_months,
+    CAST(NULL AS DOUBLE) AS persistentvolumeclaim_usage_gigabyte_months,
     -- koku: all_labels = map_concat(pod_labels, volume_labels); Pod rows have no volume labels.
     pua.pod_labels AS all_labels,
-    cat.cost_category_id,
-    '{"cpu": 0, "memory": 0, "storage": 0}' AS infrastructure_usage_cost
+    '{"cpu": 0, "memory": 0, "storage": 0}' AS infrastructure_usage_cost,
+    cat.cost_category_id
 FROM cte_pod_usage AS pua
 JOIN cte_ocp_node_capacity AS nc
     ON nc.usage_start = pua.usage_start

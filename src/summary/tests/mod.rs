@@ -3,6 +3,8 @@
 //! output. This module builds the line items and runs the summary on them.
 
 mod pod;
+mod storage;
+mod unallocated;
 
 use std::sync::Arc;
 
@@ -13,11 +15,12 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
-use datafusion::prelude::{SessionContext, col};
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
 
 use super::labels::EnabledKeys;
-use super::{Reference, pod_rows, session};
-use crate::config::{CostCategoryPattern, ProfileSpec};
+use super::{Reference, daily_summary, session};
+use crate::config::{CostCategoryPattern, NodeRole, ProfileSpec};
 use crate::input::ReportType;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -45,6 +48,8 @@ struct Line {
     cap_mem_byte_seconds: f64,
     effective_cpu: Option<f64>,
     effective_mem: Option<f64>,
+    /// Defaults to `i-1` on a node, `''` without one.
+    resource_id: Option<&'static str>,
 }
 
 fn line(hour: i64, namespace: &'static str, node: &'static str, labels: &'static str) -> Line {
@@ -71,7 +76,11 @@ fn pod_batch(lines: &[Line]) -> RecordBatch {
         s(|l| l.namespace),
         s(|l| l.pod),
         s(|l| l.node),
-        s(|l| if l.node.is_empty() { "" } else { "i-1" }),
+        s(|l| match (l.resource_id, l.node) {
+            (Some(id), _) => id,
+            (None, "") => "",
+            (None, _) => "i-1",
+        }),
         s(|l| l.labels),
         f(|l| l.usage_cpu),
         f(|l| l.request_cpu),
@@ -87,6 +96,65 @@ fn pod_batch(lines: &[Line]) -> RecordBatch {
         o(|l| l.effective_mem),
     ];
     RecordBatch::try_new(ReportType::PodUsage.table_schema(), columns).unwrap()
+}
+
+/// One storage usage line item (hourly, or a day's roll-up at hour 0); quantities default to zero.
+#[derive(Clone, Default)]
+struct StorageLine {
+    hour: i64,
+    namespace: &'static str,
+    pod: &'static str,
+    pvc: &'static str,
+    pv: &'static str,
+    storageclass: &'static str,
+    csi_volume_handle: Option<&'static str>,
+    capacity_bytes: f64,
+    capacity_byte_seconds: f64,
+    request_byte_seconds: f64,
+    usage_byte_seconds: f64,
+    pv_labels: &'static str,
+    pvc_labels: &'static str,
+}
+
+fn storage_line(hour: i64, namespace: &'static str, pod: &'static str, pvc: &'static str) -> StorageLine {
+    StorageLine {
+        hour,
+        namespace,
+        pod,
+        pvc,
+        pv: "pv-1",
+        storageclass: "gp3",
+        pv_labels: "{}",
+        pvc_labels: "{}",
+        ..Default::default()
+    }
+}
+
+fn storage_batch(lines: &[StorageLine]) -> RecordBatch {
+    let f = |g: fn(&StorageLine) -> f64| {
+        Arc::new(Float64Array::from_iter_values(lines.iter().map(g))) as ArrayRef
+    };
+    let s = |g: fn(&StorageLine) -> &'static str| {
+        Arc::new(StringArray::from_iter_values(lines.iter().map(g))) as ArrayRef
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMillisecondArray::from_iter_values(
+            lines.iter().map(|l| OCT_1_MS + l.hour * HOUR_MS),
+        )),
+        s(|l| l.namespace),
+        s(|l| l.pod),
+        s(|l| l.pvc),
+        s(|l| l.pv),
+        s(|l| l.storageclass),
+        Arc::new(lines.iter().map(|l| l.csi_volume_handle).collect::<StringArray>()),
+        f(|l| l.capacity_bytes),
+        f(|l| l.capacity_byte_seconds),
+        f(|l| l.request_byte_seconds),
+        f(|l| l.usage_byte_seconds),
+        s(|l| l.pv_labels),
+        s(|l| l.pvc_labels),
+    ];
+    RecordBatch::try_new(ReportType::StorageUsage.table_schema(), columns).unwrap()
 }
 
 /// (hour, node or namespace, labels) rows of a label report type.
@@ -106,6 +174,9 @@ fn label_batch(report: ReportType, rows: &[(i64, &str, &str)]) -> RecordBatch {
 
 struct Fixture {
     lines: Vec<Line>,
+    storage: Vec<StorageLine>,
+    /// (node, resource_id, role) rows of `reporting_ocp_nodes`.
+    node_roles: Vec<(&'static str, &'static str, &'static str)>,
     node_labels: Vec<(i64, &'static str, &'static str)>,
     namespace_labels: Vec<(i64, &'static str, &'static str)>,
     enabled: Vec<&'static str>,
@@ -117,6 +188,8 @@ struct Fixture {
 fn fixture(lines: Vec<Line>) -> Fixture {
     Fixture {
         lines,
+        storage: vec![],
+        node_roles: vec![],
         node_labels: vec![],
         namespace_labels: vec![],
         enabled: vec!["app", "version", "team", "zone"],
@@ -128,6 +201,11 @@ fn fixture(lines: Vec<Line>) -> Fixture {
 
 fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2025, 10, d).unwrap()
+}
+
+/// The fixture hour (hours from 2025-10-01 00:00 UTC) at which `date` starts.
+fn hour_of(date: NaiveDate) -> i64 {
+    (date - day(1)).num_hours()
 }
 
 /// The summary's rows, sorted by (day, namespace, node, labels).
@@ -146,6 +224,9 @@ impl Rows {
         let a = a.as_any().downcast_ref::<StringArray>().unwrap();
         (!a.is_null(row)).then(|| a.value(row).to_string())
     }
+    fn is_null(&self, column: &str, row: usize) -> bool {
+        self.0.column_by_name(column).unwrap().is_null(row)
+    }
     fn int(&self, column: &str, row: usize) -> Option<i32> {
         let a = cast(self.0.column_by_name(column).unwrap(), &DataType::Int32).unwrap();
         let a = a.as_any().downcast_ref::<Int32Array>().unwrap();
@@ -160,12 +241,48 @@ fn assert_close(found: f64, expected: f64) {
     );
 }
 
+/// The rows of koku's Pod section (Pod rows with labels; unallocated rows have none).
 async fn summarise(f: Fixture) -> Rows {
     summarise_noting(f, Arc::default()).await
 }
 
 /// Summarises a fixture, remembering malformed label strings in `malformed`.
 async fn summarise_noting(f: Fixture, malformed: Arc<super::labels::MalformedLabels>) -> Rows {
+    summarise_where(f, malformed, "data_source = 'Pod' AND pod_labels IS NOT NULL").await
+}
+
+/// The rows of koku's Storage section.
+async fn summarise_storage(f: Fixture) -> Rows {
+    summarise_where(f, Arc::default(), "data_source = 'Storage'").await
+}
+
+/// The unallocated capacity rows.
+async fn summarise_unallocated(f: Fixture) -> Rows {
+    summarise_where(f, Arc::default(), "data_source = 'Pod' AND pod_labels IS NULL").await
+}
+
+/// `batch` with string views cast to strings and every column nullable.
+fn plain(batch: &RecordBatch) -> RecordBatch {
+    let (fields, columns): (Vec<_>, Vec<_>) = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| {
+            let t = match f.data_type() {
+                DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+                t => t.clone(),
+            };
+            let c = cast(c, &t).unwrap();
+            (datafusion::arrow::datatypes::Field::new(f.name(), t, true), c)
+        })
+        .unzip();
+    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+    RecordBatch::try_new(schema, columns).unwrap()
+}
+
+/// Every row of the summary of `f` that satisfies `filter` (SQL), in a stable order.
+async fn summarise_where(f: Fixture, malformed: Arc<super::labels::MalformedLabels>, filter: &str) -> Rows {
     let reference = Reference {
         enabled_keys: EnabledKeys::from_enabled(f.enabled.iter().map(|k| k.to_string())),
         cost_categories: f
@@ -176,11 +293,21 @@ async fn summarise_noting(f: Fixture, malformed: Arc<super::labels::MalformedLab
                 cost_category_id: *id,
             })
             .collect(),
+        node_roles: f
+            .node_roles
+            .iter()
+            .map(|(node, resource_id, role)| NodeRole {
+                node: node.to_string(),
+                resource_id: resource_id.to_string(),
+                node_role: role.to_string(),
+            })
+            .collect(),
     };
     let profile = ProfileSpec::default().resolve("test", &std::env::temp_dir());
     let ctx: SessionContext = session(&profile, &reference, malformed).unwrap();
     let tables = [
         (ReportType::PodUsage, pod_batch(&f.lines)),
+        (ReportType::StorageUsage, storage_batch(&f.storage)),
         (
             ReportType::NodeLabels,
             label_batch(ReportType::NodeLabels, &f.node_labels),
@@ -194,19 +321,24 @@ async fn summarise_noting(f: Fixture, malformed: Arc<super::labels::MalformedLab
         let table = MemTable::try_new(report.table_schema(), vec![vec![batch]]).unwrap();
         ctx.register_table(report.table_name(), Arc::new(table)).unwrap();
     }
-    let df = pod_rows(&ctx, f.start, f.end).await.unwrap();
-    let df = df
-        .sort_by(vec![
-            col("usage_start"),
-            col("namespace"),
-            col("node"),
-            col("pod_labels"),
-        ])
+    let summary = daily_summary(&ctx, f.start, f.end, !f.storage.is_empty())
+        .await
         .unwrap();
-    let batches = df.collect().await.unwrap();
-    let schema = batches
-        .first()
-        .map(|b| b.schema())
-        .unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
-    Rows(concat_batches(&schema, &batches).unwrap())
+    let batches: Vec<RecordBatch> = summary.rows.try_collect().await.unwrap();
+    // Every section yields the same columns, so the batches make one table once string views
+    // are plain strings and every column may hold nulls.
+    let batches: Vec<RecordBatch> = batches.iter().map(plain).collect();
+    let schema = batches.first().expect("the summary yields batches").schema();
+    let all = SessionContext::new();
+    all.register_table(
+        "summary",
+        Arc::new(MemTable::try_new(schema, vec![batches]).unwrap()),
+    )
+    .unwrap();
+    let sql = format!(
+        "SELECT * FROM summary WHERE {filter} ORDER BY usage_start, namespace NULLS FIRST, node, \
+         persistentvolumeclaim, pod_labels, volume_labels"
+    );
+    let batches = all.sql(&sql).await.unwrap().collect().await.unwrap();
+    Rows(concat_batches(&batches[0].schema(), &batches).unwrap())
 }
