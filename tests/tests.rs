@@ -3,4 +3,5 @@
 mod e2e;
 mod harness;
 mod input;
+mod parity;
 mod write;

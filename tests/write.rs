@@ -483,6 +483,8 @@ async fn a_day_range_replaces_exactly_those_days() {
     .await
     .unwrap();
     assert_eq!(report.first_day, "2025-10-10");
+    // The replaced days carry every kind of row.
+    assert!(report.pod_rows > 0 && report.storage_rows > 0 && report.unallocated_rows > 0);
     let after = dump(&client, SOURCE_A).await;
 
     let in_range = |r: &&String| {
