@@ -59,13 +59,16 @@ pub struct RunArgs {
     /// Last day to summarise, inclusive, YYYY-MM-DD (default: the month's last day).
     #[arg(long)]
     pub end_date: Option<chrono::NaiveDate>,
-    /// Cluster id written to each row (default: the source UUID).
+    /// Cluster id written to each row (default: from koku's reporting_ocpusagereportperiod row
+    /// for the source and month when the schema has one, else the source UUID).
     #[arg(long, env = "COSTAGG_CLUSTER_ID")]
     pub cluster_id: Option<String>,
-    /// Cluster alias written to each row (default: the cluster id).
+    /// Cluster alias written to each row (default: from koku's report period row, else the
+    /// cluster id).
     #[arg(long, env = "COSTAGG_CLUSTER_ALIAS")]
     pub cluster_alias: Option<String>,
-    /// koku's report period id written to each row (default: null).
+    /// koku's report period id written to each row (default: from koku's report period row,
+    /// else null).
     #[arg(long, env = "COSTAGG_REPORT_PERIOD_ID")]
     pub report_period_id: Option<i32>,
     /// PostgreSQL schema to write into (default: database.schema, else the org).

@@ -167,11 +167,19 @@ pub fn generate(req: &GenerateRequest) -> Result<GenerateSummary> {
     let extra_hours = req.rows % hours;
     let peak = per_hour + u64::from(extra_hours > 0);
 
-    let nodes: Vec<Node> = (0..(peak / 25).clamp(3, 500))
+    let node_count = (peak / 25).clamp(3, 500);
+    // Three control-plane nodes and two infra nodes once the cluster is big enough for them;
+    // small clusters are one master and workers, so every role shows up in sample data.
+    let (masters, infras) = match node_count {
+        0..6 => (1, 0),
+        6..10 => (3, 0),
+        _ => (3, 2),
+    };
+    let nodes: Vec<Node> = (0..node_count)
         .map(|i| {
-            let role = if i < 3 {
+            let role = if i < masters {
                 "master"
-            } else if i < 5 {
+            } else if i < masters + infras {
                 "infra"
             } else {
                 "worker"

@@ -221,3 +221,22 @@ async fn storage_rows_group_by_volume_and_day_and_carry_cost_categories() {
         assert_eq!(rows.text("data_source", r).as_deref(), Some("Storage"));
     }
 }
+
+#[tokio::test]
+async fn a_claim_of_a_pod_never_scheduled_takes_kokus_empty_node() {
+    // The pod's line items carry node '' (never scheduled); koku's volume-node join keeps them.
+    let mut f = fixture(vec![Line {
+        pod: "pending",
+        ..line(0, "data", "", "{}")
+    }]);
+    f.storage = vec![StorageLine {
+        request_byte_seconds: GIB * 86400.0,
+        ..storage_line(0, "data", "pending", "pvc-a")
+    }];
+    let rows = summarise_storage(f).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.text("node", 0).as_deref(), Some(""));
+    assert_eq!(rows.text("resource_id", 0).as_deref(), Some(""));
+    // One (empty) node: the request is not divided. 1 GiB for a day of 31 = 1/31.
+    assert_close(rows.f64("volume_request_storage_gigabyte_months", 0), 1.0 / 31.0);
+}
