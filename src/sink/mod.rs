@@ -126,10 +126,10 @@ pub async fn report_period(client: &Client, unit: &UnitOfWork) -> Result<Option<
     let sql = "SELECT id, cluster_id, cluster_alias FROM {}.reporting_ocpusagereportperiod \
                WHERE provider_id = $1 AND (report_period_start AT TIME ZONE 'UTC')::date = $2 \
                ORDER BY id DESC LIMIT 1";
-    let month_start = UnitOfWork::first_day(unit.year, unit.month);
     if !table_exists(client, &unit.schema, "reporting_ocpusagereportperiod").await? {
         return Ok(None);
     }
+    let month_start = UnitOfWork::first_day(unit.year, unit.month);
     let row = client
         .query_opt(
             &sql.replace("{}", &quote_ident(&unit.schema)),

@@ -64,37 +64,6 @@ pub fn session(
     Ok(ctx)
 }
 
-/// A table of text columns, registered under `name`.
-fn register_text_table(ctx: &SessionContext, name: &str, columns: &[(&str, Vec<&str>)]) -> Result<()> {
-    let schema = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(n, _)| Field::new(*n, DataType::Utf8, false))
-            .collect::<Vec<_>>(),
-    ));
-    let arrays = columns
-        .iter()
-        .map(|(_, v)| Arc::new(StringArray::from(v.clone())) as _)
-        .collect();
-    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
-    ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
-    Ok(())
-}
-
-/// koku's `reporting_ocp_nodes` (the columns the unallocated SQL reads).
-fn register_node_roles(ctx: &SessionContext, roles: &[NodeRole]) -> Result<()> {
-    let values = |f: fn(&NodeRole) -> &str| roles.iter().map(f).collect::<Vec<_>>();
-    register_text_table(
-        ctx,
-        "reporting_ocp_nodes",
-        &[
-            ("node", values(|r| &r.node)),
-            ("resource_id", values(|r| &r.resource_id)),
-            ("node_role", values(|r| &r.node_role)),
-        ],
-    )
-}
-
 fn register_cost_categories(ctx: &SessionContext, patterns: &[CostCategoryPattern]) -> Result<()> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("namespace", DataType::Utf8, false),
@@ -113,6 +82,29 @@ fn register_cost_categories(ctx: &SessionContext, patterns: &[CostCategoryPatter
     )?;
     ctx.register_table(
         "reporting_ocp_cost_category_namespace",
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+    )?;
+    Ok(())
+}
+
+/// koku's `reporting_ocp_nodes` (the columns the unallocated SQL reads).
+fn register_node_roles(ctx: &SessionContext, roles: &[NodeRole]) -> Result<()> {
+    let schema = Arc::new(Schema::new(
+        ["node", "resource_id", "node_role"]
+            .map(|n| Field::new(n, DataType::Utf8, false))
+            .to_vec(),
+    ));
+    let column = |f: fn(&NodeRole) -> &str| Arc::new(StringArray::from_iter_values(roles.iter().map(f))) as _;
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            column(|r| &r.node),
+            column(|r| &r.resource_id),
+            column(|r| &r.node_role),
+        ],
+    )?;
+    ctx.register_table(
+        "reporting_ocp_nodes",
         Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
     )?;
     Ok(())
