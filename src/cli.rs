@@ -30,13 +30,41 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
 costagg run --input ./sample --org org1234567 --source 6f5f1c0e-0000-4000-8000-000000000001 --month 2025-10\n  \
 DATABASE_URL=postgres://costagg@localhost/koku costagg run --input /data --org org1 \\\n      \
---source $SOURCE --month 2025-10 --start-date 2025-10-10 --end-date 2025-10-12")]
+--source $SOURCE --month 2025-10 --start-date 2025-10-10 --end-date 2025-10-12\n  \
+costagg run --dry-run --input ./sample --org org1234567 --source $SOURCE --month 2025-10\n  \
+costagg run --explain --input ./sample --org org1234567 --source $SOURCE --month 2025-10")]
     Run(RunArgs),
     /// Write deterministic sample data in koku's Parquet layout.
     #[command(after_help = "Example:\n  \
 costagg generate --rows 1000000 --month 2025-10 --org org1234567 \\\n      \
 --source 6f5f1c0e-0000-4000-8000-000000000001 --out ./sample")]
     Generate(GenerateArgs),
+    /// Check the config, the database connection and the input location; list the units.
+    #[command(after_help = "Examples:\n  \
+costagg check --config config/costagg.yaml --input ./sample\n  \
+DATABASE_URL=postgres://costagg@localhost/koku costagg check --input /data --schema org1234567\n\n\
+Exit codes: 0 every check passed; otherwise the code of the first failure (2 config, \
+3 input, 4 database).")]
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Config file (default: config/costagg.yaml when it exists).
+    #[arg(long, env = "COSTAGG_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Root of koku's tree to look for units in (default: input.root).
+    #[arg(long, env = "COSTAGG_INPUT__ROOT")]
+    pub input: Option<String>,
+    /// PostgreSQL URL to test (default: database.url).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Schema whose koku tables to look for (default: database.schema).
+    #[arg(long, env = "COSTAGG_DATABASE__SCHEMA")]
+    pub schema: Option<String>,
+    /// Performance profile to resolve.
+    #[arg(long, env = "COSTAGG_PROFILE")]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +114,16 @@ pub struct RunArgs {
     /// Also write the run report as JSON to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Summarise without writing: print per-day, per-namespace totals instead. Reads koku's
+    /// reference tables when a database URL is given, else the config's.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: (day, namespace) rows of the preview to print; 0 prints all.
+    #[arg(long, default_value_t = 40)]
+    pub preview_rows: usize,
+    /// Print the query plans of the summary and exit without running it.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 #[derive(Debug, Args)]

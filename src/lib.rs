@@ -3,6 +3,7 @@
 //! The pipeline for one unit of work: input (list and check files) → summary (DataFusion SQL
 //! mirroring koku's) → sink (one PostgreSQL transaction).
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -19,12 +20,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::TryStreamExt;
+use tracing::field::Empty;
 use tracing::{Instrument, info, info_span, warn};
 
 use config::{Config, Profile};
 use error::{Error, Result};
 use input::ReportType;
-use report::RunReport;
+use report::{InputCount, Preview, Progress, RunReport};
 use summary::labels::EnabledKeys;
 use summary::{Reference, RowCounts};
 use unit::{ClusterIdentity, UnitOfWork};
@@ -36,7 +39,10 @@ pub struct RunRequest {
     pub input_root: PathBuf,
     pub config: Config,
     pub profile: Profile,
-    pub database_url: String,
+    /// Required to write; optional for a dry run or `--explain` (reference data then comes
+    /// from the config).
+    pub database_url: Option<String>,
+    pub mode: Mode,
 }
 
 impl RunRequest {
@@ -69,11 +75,18 @@ impl RunRequest {
                 "s3:// input is not supported yet; use a local folder",
             ));
         }
-        let database_url = config
-            .database
-            .url
-            .clone()
-            .ok_or_else(|| Error::config("--database-url", "is required (or set DATABASE_URL)"))?;
+        let mode = match (args.dry_run, args.explain) {
+            (_, true) => Mode::Explain,
+            (true, false) => Mode::DryRun,
+            (false, false) => Mode::Write,
+        };
+        let database_url = config.database.url.clone();
+        if database_url.is_none() && mode == Mode::Write {
+            return Err(Error::config(
+                "--database-url",
+                "is required to write (or set DATABASE_URL); --dry-run summarises without a database",
+            ));
+        }
         let (year, month) = UnitOfWork::parse_month(&args.month)?;
         let schema = config.database.schema.clone().unwrap_or_else(|| args.org.clone());
         sink::check_identifier(&schema).map_err(|e| Error::config("--schema", e))?;
@@ -103,6 +116,7 @@ impl RunRequest {
             config,
             profile,
             database_url,
+            mode,
         })
     }
 }
@@ -113,6 +127,9 @@ struct ReportFiles {
     files: Vec<PathBuf>,
     /// Some file holds `interval_start` as text.
     text_timestamps: bool,
+    /// Rows in the files (all days), from their footers.
+    rows: u64,
+    bytes: u64,
 }
 
 /// Files of each report type for the unit, all checked.
@@ -153,6 +170,8 @@ async fn discover(req: &RunRequest) -> Result<UnitFiles> {
             report,
             files,
             text_timestamps: found.text_timestamps,
+            rows: found.rows,
+            bytes: found.bytes,
         });
     }
     match problems.len() {
@@ -165,45 +184,91 @@ async fn discover(req: &RunRequest) -> Result<UnitFiles> {
 /// Reference data: koku's tables when the schema has them, else the config's.
 async fn reference(client: &tokio_postgres::Client, req: &RunRequest) -> Result<Reference> {
     let schema = &req.unit.schema;
-    let configured = &req.config.reference;
-    let enabled_keys = match sink::enabled_tag_keys(client, schema).await? {
-        Some(keys) => keys,
-        None => EnabledKeys::from_enabled(configured.enabled_tag_keys.iter().cloned()),
-    };
-    let cost_categories = sink::cost_categories(client, schema).await?;
-    let node_roles = sink::node_roles(client, schema).await?;
+    let configured = configured_reference(req);
     Ok(Reference {
-        enabled_keys,
-        cost_categories: cost_categories.unwrap_or_else(|| configured.cost_categories.clone()),
-        node_roles: node_roles.unwrap_or_else(|| configured.node_roles.clone()),
+        enabled_keys: sink::enabled_tag_keys(client, schema)
+            .await?
+            .unwrap_or(configured.enabled_keys),
+        cost_categories: sink::cost_categories(client, schema)
+            .await?
+            .unwrap_or(configured.cost_categories),
+        node_roles: sink::node_roles(client, schema)
+            .await?
+            .unwrap_or(configured.node_roles),
     })
 }
 
-/// Runs one unit: check input, summarise, replace the unit's rows. Nothing is written unless
-/// everything succeeds.
-pub async fn run(req: &RunRequest) -> Result<RunReport> {
+/// Reference data from the config alone (a dry run without a database).
+fn configured_reference(req: &RunRequest) -> Reference {
+    let configured = &req.config.reference;
+    Reference {
+        enabled_keys: EnabledKeys::from_enabled(configured.enabled_tag_keys.iter().cloned()),
+        cost_categories: configured.cost_categories.clone(),
+        node_roles: configured.node_roles.clone(),
+    }
+}
+
+/// What `run` does with the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Replace the unit's rows in PostgreSQL.
+    Write,
+    /// Summarise and gather a preview; write nothing.
+    DryRun,
+    /// Plan the summary and return the plan; run nothing.
+    Explain,
+}
+
+/// What a run gives back besides its report.
+#[derive(Debug, Default)]
+pub struct RunOutput {
+    pub report: RunReport,
+    /// `Mode::DryRun`: per (day, namespace) totals.
+    pub preview: Option<Preview>,
+    /// `Mode::Explain`: the query plans.
+    pub plan: Option<String>,
+}
+
+/// Runs one unit: check input, summarise, and (in `Mode::Write`) replace the unit's rows.
+/// Nothing is written unless everything succeeds. `progress` counts rows as they stream.
+pub async fn run(req: &RunRequest, progress: &Progress) -> Result<RunOutput> {
     let unit = &req.unit;
     let span = info_span!("unit", source = %unit.source, month = %unit.month_label());
     async move {
         let started = Instant::now();
         info!(
-            start = %unit.start_date, end = %unit.end_date, schema = %unit.schema,
+            start = %unit.start_date, end = %unit.end_date, schema = %unit.schema, mode = ?req.mode,
             profile = %req.profile.name, partitions = req.profile.target_partitions,
             batch_rows = req.profile.batch_size, memory_limit_bytes = req.profile.memory_limit_bytes,
             "run started"
         );
-        let files = discover(req).instrument(info_span!("scan")).await?;
+        progress.set_stage("checking input files");
+        let scan = info_span!("scan", files = Empty, rows = Empty, bytes = Empty);
+        let files = discover(req).instrument(scan.clone()).await?;
+        scan.record(
+            "files",
+            files.by_report.iter().map(|r| r.files.len()).sum::<usize>(),
+        );
+        scan.record("rows", files.by_report.iter().map(|r| r.rows).sum::<u64>());
+        scan.record("bytes", files.by_report.iter().map(|r| r.bytes).sum::<u64>());
         let check_ms = started.elapsed().as_millis() as u64;
 
         let t = Instant::now();
-        let mut client = sink::connect(&req.database_url, &req.config.database).await?;
-        let reference = reference(&client, req).await?;
-        let period = sink::report_period(&client, unit).await?;
+        progress.set_stage("reading reference data");
+        let mut client = match &req.database_url {
+            Some(url) => Some(sink::connect(url, &req.config.database).await?),
+            None => None,
+        };
+        let (reference, period) = match &client {
+            Some(c) => (reference(c, req).await?, sink::report_period(c, unit).await?),
+            None => (configured_reference(req), None),
+        };
         let identity = ClusterIdentity::resolve(unit, period.as_ref());
         info!(
             cluster_id = %identity.cluster_id, cluster_alias = %identity.cluster_alias,
             report_period_id = ?identity.report_period_id, from_report_period = period.is_some(),
-            node_roles = reference.node_roles.len(), "reference data read"
+            node_roles = reference.node_roles.len(), from_database = client.is_some(),
+            "reference data read"
         );
         let reference_ms = t.elapsed().as_millis() as u64;
 
@@ -226,27 +291,56 @@ pub async fn run(req: &RunRequest) -> Result<RunReport> {
         if first_day > unit.start_date {
             info!(first_day = %first_day, "input starts after the range start; earlier days are kept");
         }
+        let storage = files.count(ReportType::StorageUsage) > 0;
+        if req.mode == Mode::Explain {
+            let plan = summary::explain(&ctx, first_day, unit.end_date, storage).await?;
+            return Ok(RunOutput {
+                plan: Some(plan),
+                ..Default::default()
+            });
+        }
 
         let t = Instant::now();
-        let summary = summary::daily_summary(
-            &ctx,
-            first_day,
-            unit.end_date,
-            files.count(ReportType::StorageUsage) > 0,
-        )
-        .await?;
-        let outcome = sink::replace_unit(
-            &mut client,
-            &req.config.database,
-            unit,
-            &identity,
-            first_day,
-            req.profile.copy_buffer_bytes,
-            summary.rows,
-        )
-        .instrument(info_span!("write"))
-        .await?;
+        progress.set_stage("summarising and writing");
+        let summary = summary::daily_summary(&ctx, first_day, unit.end_date, storage).await?;
+        let rows = summary
+            .rows
+            .inspect_ok(|b| progress.add_rows(b.num_rows() as u64));
+        let mut preview = None;
+        let outcome = match (req.mode, client.as_mut()) {
+            (Mode::Write, Some(client)) => {
+                sink::replace_unit(
+                    client,
+                    &req.config.database,
+                    unit,
+                    &identity,
+                    first_day,
+                    req.profile.copy_buffer_bytes,
+                    rows,
+                )
+                .instrument(info_span!("write"))
+                .await?
+            }
+            (Mode::Write, None) => {
+                return Err(Error::config(
+                    "--database-url",
+                    "is required (or set DATABASE_URL)",
+                ));
+            }
+            _ => {
+                let mut gathered = Preview::default();
+                let rows_summarised = preview_rows(rows, &mut gathered)
+                    .instrument(info_span!("summarize"))
+                    .await?;
+                preview = Some(gathered);
+                sink::WriteOutcome {
+                    rows_written: rows_summarised,
+                    ..Default::default()
+                }
+            }
+        };
         let summarize_write_ms = t.elapsed().as_millis() as u64;
+        progress.set_stage("done");
 
         let malformed_labels = malformed.count();
         if malformed_labels > 0 {
@@ -263,18 +357,33 @@ pub async fn run(req: &RunRequest) -> Result<RunReport> {
                 "rows with an unreadable interval_start were skipped"
             );
         }
+        let pod_rows_read = files
+            .by_report
+            .iter()
+            .find(|r| r.report == ReportType::PodUsage)
+            .map_or(0, |r| r.rows);
         let report = RunReport {
             source: unit.source.to_string(),
             month: unit.month_label(),
             start_date: unit.start_date.to_string(),
             end_date: unit.end_date.to_string(),
             first_day: first_day.to_string(),
+            days: (unit.end_date - first_day).num_days() as u32 + 1,
             schema: unit.schema.clone(),
+            cluster_id: identity.cluster_id.clone(),
             profile: req.profile.name.clone(),
-            pod_usage_files: files.count(ReportType::PodUsage),
-            storage_usage_files: files.count(ReportType::StorageUsage),
-            node_label_files: files.count(ReportType::NodeLabels),
-            namespace_label_files: files.count(ReportType::NamespaceLabels),
+            dry_run: req.mode == Mode::DryRun,
+            input: files
+                .by_report
+                .iter()
+                .map(|r| {
+                    let count = InputCount {
+                        files: r.files.len(),
+                        rows: r.rows,
+                    };
+                    (r.report.folder().to_string(), count)
+                })
+                .collect(),
             rows_deleted: outcome.rows_deleted,
             rows_written: outcome.rows_written,
             pod_rows: RowCounts::get(&summary.counts.pod),
@@ -287,21 +396,30 @@ pub async fn run(req: &RunRequest) -> Result<RunReport> {
             reference_ms,
             summarize_write_ms,
             total_ms: started.elapsed().as_millis() as u64,
+            pod_rows_per_second: (pod_rows_read as f64 / (summarize_write_ms.max(1) as f64 / 1000.0)) as u64,
             peak_rss_bytes: memory::peak_rss_bytes(),
+            memory_limit_bytes: memory::limit_bytes(),
         };
-        info!(
-            rows_written = report.rows_written,
-            pod_rows = report.pod_rows,
-            storage_rows = report.storage_rows,
-            unallocated_rows = report.unallocated_rows,
-            rows_deleted = report.rows_deleted,
-            files = report.pod_usage_files,
-            total_ms = report.total_ms,
-            peak_rss_bytes = report.peak_rss_bytes,
-            "run finished"
-        );
-        Ok(report)
+        Ok(RunOutput {
+            report,
+            preview,
+            plan: None,
+        })
     }
     .instrument(span)
     .await
+}
+
+/// Consumes the summary rows into `preview`; returns how many there were.
+async fn preview_rows(
+    rows: impl futures::Stream<Item = Result<datafusion::arrow::array::RecordBatch>>,
+    preview: &mut Preview,
+) -> Result<u64> {
+    futures::pin_mut!(rows);
+    let mut count = 0;
+    while let Some(batch) = rows.try_next().await? {
+        preview.add(&batch)?;
+        count += batch.num_rows() as u64;
+    }
+    Ok(count)
 }

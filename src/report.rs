@@ -1,8 +1,26 @@
-//! The run report: what a run read and wrote, how long each stage took, and peak memory.
+//! The run report: what a run read and wrote, how long each stage took, and peak memory; and
+//! the dry run's preview of per-day, per-namespace totals.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use datafusion::arrow::array::{Array, AsArray, Date32Array, Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
 use serde::Serialize;
 
-/// The same fields are logged at the end of a run and written as JSON with `--report`.
+use crate::error::Result;
+
+/// Files and rows of one report type.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct InputCount {
+    pub files: usize,
+    /// Rows in the files (every day in them), from their footers.
+    pub rows: u64,
+}
+
+/// The same fields are printed as a table on a terminal, logged as one JSON event and written
+/// with `--report`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunReport {
     pub source: String,
@@ -11,15 +29,19 @@ pub struct RunReport {
     pub end_date: String,
     /// First day with pod usage rows: the replaced range starts here.
     pub first_day: String,
+    /// Days from `first_day` to `end_date`.
+    pub days: u32,
     pub schema: String,
+    pub cluster_id: String,
     pub profile: String,
-    pub pod_usage_files: usize,
-    pub storage_usage_files: usize,
-    pub node_label_files: usize,
-    pub namespace_label_files: usize,
+    /// The run summarised without writing (`--dry-run`).
+    pub dry_run: bool,
+    /// Per report type folder (`pod_usage`, `storage_usage`, …).
+    pub input: BTreeMap<String, InputCount>,
     pub rows_deleted: u64,
+    /// Rows written to PostgreSQL (with `--dry-run`: rows summarised).
     pub rows_written: u64,
-    /// Rows written by kind: koku's Pod section, Storage section and unallocated capacity
+    /// Rows by kind: koku's Pod section, Storage section and unallocated capacity
     /// (`data_source` 'Pod' too).
     pub pod_rows: u64,
     pub storage_rows: u64,
@@ -31,10 +53,220 @@ pub struct RunReport {
     pub table_created: bool,
     /// Listing the files and checking their schemas.
     pub check_ms: u64,
-    /// Reading the reference tables.
+    /// Connecting and reading the reference tables.
     pub reference_ms: u64,
     /// Scan, summary and COPY, streamed together, to commit.
     pub summarize_write_ms: u64,
     pub total_ms: u64,
+    /// Pod usage rows read per second of `summarize_write_ms`.
+    pub pod_rows_per_second: u64,
     pub peak_rss_bytes: Option<u64>,
+    /// The memory limit the run lives under (cgroup, else host).
+    pub memory_limit_bytes: u64,
+}
+
+impl RunReport {
+    /// A short table for a terminal.
+    pub fn table(&self) -> String {
+        let mib = |b: u64| format!("{:.0} MiB", b as f64 / 1_048_576.0);
+        let mut lines: Vec<(&str, String)> = vec![
+            (
+                "unit",
+                format!(
+                    "source {} month {} days {}..{} ({} days)",
+                    self.source, self.month, self.first_day, self.end_date, self.days
+                ),
+            ),
+            (
+                "written to",
+                format!("{} (cluster {})", self.schema, self.cluster_id),
+            ),
+        ];
+        for (folder, count) in &self.input {
+            if count.files > 0 {
+                lines.push((
+                    "read",
+                    format!("{folder}: {} rows in {} files", count.rows, count.files),
+                ));
+            }
+        }
+        let verb = if self.dry_run {
+            "summarised (dry run)"
+        } else {
+            "written"
+        };
+        lines.push((
+            verb,
+            format!(
+                "{} rows: {} Pod, {} Storage, {} unallocated; {} deleted",
+                self.rows_written, self.pod_rows, self.storage_rows, self.unallocated_rows, self.rows_deleted
+            ),
+        ));
+        lines.push((
+            "time",
+            format!(
+                "{:.2} s total: check {} ms, reference {} ms, summarise+write {} ms ({} pod rows/s)",
+                self.total_ms as f64 / 1000.0,
+                self.check_ms,
+                self.reference_ms,
+                self.summarize_write_ms,
+                self.pod_rows_per_second
+            ),
+        ));
+        lines.push((
+            "memory",
+            format!(
+                "peak RSS {} of a {} limit; profile {}",
+                self.peak_rss_bytes.map_or("unknown".into(), mib),
+                mib(self.memory_limit_bytes),
+                self.profile
+            ),
+        ));
+        if self.malformed_labels > 0 || self.unparsable_timestamps > 0 {
+            lines.push((
+                "anomalies",
+                format!(
+                    "{} malformed label strings read as {{}}, {} rows with an unreadable time skipped",
+                    self.malformed_labels, self.unparsable_timestamps
+                ),
+            ));
+        }
+        let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for (key, value) in lines {
+            let _ = writeln!(out, "  {key:>width$}  {value}");
+        }
+        out
+    }
+}
+
+/// Totals of one (day, namespace) in a dry run's preview.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PreviewRow {
+    pub day: String,
+    /// `None` for unallocated rows of nodes without a known role.
+    pub namespace: Option<String>,
+    pub rows: u64,
+    pub cpu_core_hours: f64,
+    pub memory_gigabyte_hours: f64,
+    pub pvc_capacity_gigabyte_months: f64,
+}
+
+/// Per (day, namespace) totals of summary batches, gathered as they stream past.
+#[derive(Debug, Default)]
+pub struct Preview(BTreeMap<(i32, Option<String>), PreviewRow>);
+
+impl Preview {
+    pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
+        let days = cast(column(batch, "usage_start")?, &DataType::Date32)?;
+        let days = days
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .expect("cast to Date32");
+        let namespaces = cast(column(batch, "namespace")?, &DataType::Utf8)?;
+        let namespaces: &StringArray = namespaces.as_string::<i32>();
+        let number = |name| -> Result<Float64Array> {
+            let a = cast(column(batch, name)?, &DataType::Float64)?;
+            Ok(a.as_primitive().clone())
+        };
+        let cpu = number("pod_usage_cpu_core_hours")?;
+        let memory = number("pod_usage_memory_gigabyte_hours")?;
+        let capacity = number("persistentvolumeclaim_capacity_gigabyte_months")?;
+        let value = |a: &Float64Array, i| if a.is_valid(i) { a.value(i) } else { 0.0 };
+        for i in 0..batch.num_rows() {
+            let namespace = namespaces.is_valid(i).then(|| namespaces.value(i).to_string());
+            let row = self
+                .0
+                .entry((days.value(i), namespace))
+                .or_insert_with_key(|(_, ns)| PreviewRow {
+                    day: days.value_as_date(i).map(|d| d.to_string()).unwrap_or_default(),
+                    namespace: ns.clone(),
+                    ..Default::default()
+                });
+            row.rows += 1;
+            row.cpu_core_hours += value(&cpu, i);
+            row.memory_gigabyte_hours += value(&memory, i);
+            row.pvc_capacity_gigabyte_months += value(&capacity, i);
+        }
+        Ok(())
+    }
+
+    pub fn rows(&self) -> impl Iterator<Item = &PreviewRow> {
+        self.0.values()
+    }
+
+    /// The first `limit` (day, namespace) rows as a table, then the count left out and the
+    /// totals; `limit` 0 prints every row.
+    pub fn table(&self, limit: usize) -> String {
+        let mut out = format!(
+            "{:<10}  {:<40}  {:>7}  {:>14}  {:>14}  {:>14}\n",
+            "day", "namespace", "rows", "cpu core-h", "memory GiB-h", "PVC GiB-months"
+        );
+        let line = |out: &mut String, day: &str, ns: &str, r: &PreviewRow| {
+            let _ = writeln!(
+                out,
+                "{day:<10}  {ns:<40}  {:>7}  {:>14.3}  {:>14.3}  {:>14.3}",
+                r.rows, r.cpu_core_hours, r.memory_gigabyte_hours, r.pvc_capacity_gigabyte_months
+            );
+        };
+        let shown = if limit == 0 { self.0.len() } else { limit };
+        let mut total = PreviewRow::default();
+        for (i, r) in self.0.values().enumerate() {
+            if i < shown {
+                line(&mut out, &r.day, r.namespace.as_deref().unwrap_or("(no role)"), r);
+            }
+            total.rows += r.rows;
+            total.cpu_core_hours += r.cpu_core_hours;
+            total.memory_gigabyte_hours += r.memory_gigabyte_hours;
+            total.pvc_capacity_gigabyte_months += r.pvc_capacity_gigabyte_months;
+        }
+        if self.0.len() > shown {
+            let _ = writeln!(
+                out,
+                "… {} more (day, namespace) rows; --preview-rows 0 prints them all",
+                self.0.len() - shown
+            );
+        }
+        line(&mut out, "total", "", &total);
+        out
+    }
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a std::sync::Arc<dyn Array>> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| crate::error::Error::Internal(format!("summary batch lacks {name}")))
+}
+
+/// What a run is doing, for a progress display: its stage and the summary rows so far.
+#[derive(Debug)]
+pub struct Progress {
+    rows: std::sync::atomic::AtomicU64,
+    stage: std::sync::Mutex<&'static str>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            rows: Default::default(),
+            stage: std::sync::Mutex::new("starting"),
+        }
+    }
+}
+
+impl Progress {
+    pub fn set_stage(&self, stage: &'static str) {
+        if let Ok(mut s) = self.stage.lock() {
+            *s = stage;
+        }
+    }
+    pub fn stage(&self) -> &'static str {
+        self.stage.lock().map_or("", |s| *s)
+    }
+    pub fn add_rows(&self, rows: u64) {
+        self.rows.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub fn rows(&self) -> u64 {
+        self.rows.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }

@@ -46,22 +46,229 @@ async fn generate_then_run_writes_the_month_into_postgresql() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("run finished"), "{stderr}");
+    assert!(stderr.contains("run report"), "{stderr}");
+    assert!(stderr.contains("pod_usage: 5000 rows in 62 files"), "{stderr}");
 
+    // The report's numbers are the rows in PostgreSQL, counted there.
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     let client = connect(&url).await;
     let row = client
         .query_one(
-            "SELECT count(*), count(DISTINCT usage_start), min(cluster_id) \
+            "SELECT count(*), count(DISTINCT usage_start), min(cluster_id), \
+             count(*) FILTER (WHERE data_source = 'Pod' AND pod_labels IS NOT NULL), \
+             count(*) FILTER (WHERE data_source = 'Storage'), \
+             count(*) FILTER (WHERE data_source = 'Pod' AND pod_labels IS NULL) \
              FROM org1234567.reporting_ocpusagelineitem_daily_summary",
             &[],
         )
         .await
         .unwrap();
-    assert_eq!(row.get::<_, i64>(0), report["rows_written"].as_i64().unwrap());
+    let number = |key: &str| report[key].as_i64().unwrap();
+    assert_eq!(row.get::<_, i64>(0), number("rows_written"));
     assert!(row.get::<_, i64>(0) > 31);
     assert_eq!(row.get::<_, i64>(1), 31);
+    assert_eq!(number("days"), 31);
     assert_eq!(row.get::<_, String>(2), "c1");
+    assert_eq!(row.get::<_, i64>(3), number("pod_rows"));
+    assert_eq!(row.get::<_, i64>(4), number("storage_rows"));
+    assert_eq!(row.get::<_, i64>(5), number("unallocated_rows"));
+    assert_eq!(report["input"]["pod_usage"]["rows"].as_i64(), Some(5000));
+    assert!(number("peak_rss_bytes") > 0);
+}
+
+/// Generated sample data for `SOURCE_A`, October 2025, in a new folder.
+fn sample(rows: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = costagg()
+        .args([
+            "generate", "--rows", rows, "--month", "2025-10", "--org", ORG, "--source", SOURCE_A, "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    dir
+}
+
+fn run_args(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = [
+        "run", "--org", ORG, "--source", SOURCE_A, "--month", "2025-10", "--input",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.push(dir.into());
+    args
+}
+
+#[tokio::test]
+async fn a_dry_run_prints_a_preview_and_leaves_the_database_untouched() {
+    let url = fresh_database().await;
+    let dir = sample("3000");
+    let out = costagg()
+        .args(run_args(dir.path()))
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let client = connect(&url).await;
+    let before = dump(&client, SOURCE_A).await;
+
+    // With more keys enabled, a write would change every labelled row.
+    let out = costagg()
+        .args(run_args(dir.path()))
+        .args(["--dry-run", "--preview-rows", "5"])
+        .env("DATABASE_URL", &url)
+        .env("COSTAGG_REFERENCE__ENABLED_TAG_KEYS", "[app, version, tier]")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(dump(&client, SOURCE_A).await, before, "a dry run writes nothing");
+    assert!(stdout.starts_with("day "), "{stdout}");
+    assert!(stdout.contains("more (day, namespace) rows"), "{stdout}");
+    assert!(stdout.lines().last().unwrap().starts_with("total"), "{stdout}");
+    assert!(stderr.contains("summarised (dry run)"), "{stderr}");
+    // The preview's total row count is what a write would have written.
+    let total: u64 = stdout
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(total as usize, before.len());
+}
+
+#[test]
+fn json_log_lines_parse_as_json_and_the_last_one_is_the_report() {
+    let dir = sample("2000");
+    // A dry run without a database: reference data from the config.
+    let out = costagg()
+        .args(run_args(dir.path()))
+        .arg("--dry-run")
+        .env("COSTAGG_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let last = events.last().unwrap();
+    assert_eq!(last["message"], "run report");
+    assert_eq!(last["dry_run"], true);
+    let report: serde_json::Value = serde_json::from_str(last["report"].as_str().unwrap()).unwrap();
+    assert_eq!(report["rows_written"], last["rows_written"]);
+    assert!(events.iter().any(|e| e["message"] == "run started"));
+}
+
+#[tokio::test]
+async fn check_passes_on_a_good_setup_and_lists_the_units_with_the_password_masked() {
+    let url = fresh_database().await;
+    let dir = sample("1000");
+    let mut with_password = url::Url::parse(&url).unwrap();
+    with_password.set_password(Some("hunter2-secret")).unwrap();
+    let out = costagg()
+        .args(["check", "--schema", ORG, "--input"])
+        .arg(dir.path())
+        .env("DATABASE_URL", with_password.as_str())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "config    ok",
+        "profile   ok",
+        "database  ok",
+        "input     ok",
+        "1 units",
+    ] {
+        assert!(stdout.contains(expected), "{expected}: {stdout}");
+    }
+    assert!(
+        stdout.contains(&format!("{ORG}  {SOURCE_A}  2025-10  62")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("****") && !stdout.contains("hunter2-secret"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_fails_with_the_code_and_reason_of_what_is_wrong() {
+    let dir = sample("1000");
+    let bad_config = dir.path().join("bad.yaml");
+    std::fs::write(&bad_config, "database:\n  lock_timeout: 5\n").unwrap();
+    let check = |extra: &[&str], url: &str| {
+        let out = costagg()
+            .arg("check")
+            .args(extra)
+            .arg("--input")
+            .arg(dir.path())
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    // An unknown key: config error, named.
+    let (code, stdout) = check(
+        &["--config", bad_config.to_str().unwrap()],
+        "postgres://x@127.0.0.1:1/x",
+    );
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(
+        stdout.contains("config    FAIL") && stdout.contains("lock_timeout"),
+        "{stdout}"
+    );
+    // Nothing listens on port 1: the database is unavailable.
+    let (code, stdout) = check(&[], "postgres://x:pw-secret@127.0.0.1:1/x");
+    assert_eq!(code, Some(4), "{stdout}");
+    assert!(
+        stdout.contains("database  FAIL") && !stdout.contains("pw-secret"),
+        "{stdout}"
+    );
+    // A missing input folder.
+    let out = costagg()
+        .args(["check", "--input", "/nonexistent/costagg"])
+        .env("DATABASE_URL", "postgres://x@127.0.0.1:1/x")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("input     FAIL") && stdout.contains("/nonexistent/costagg"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn explain_prints_the_plans_without_running() {
+    let dir = sample("1000");
+    let out = costagg()
+        .args(run_args(dir.path()))
+        .arg("--explain")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("-- Pod section") && stdout.contains("-- Storage section"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("physical_plan"), "{stdout}");
 }
 
 #[test]

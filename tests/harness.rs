@@ -72,8 +72,14 @@ pub fn request(unit: UnitOfWork, root: &Path, url: &str, config: Config) -> RunR
         input_root: root.to_path_buf(),
         profile: ProfileSpec::builtin()["small"].resolve("small", &std::env::temp_dir()),
         config,
-        database_url: url.to_string(),
+        database_url: Some(url.to_string()),
+        mode: costagg::Mode::Write,
     }
+}
+
+/// Runs a request to the end and returns its report.
+pub async fn run_unit(req: &RunRequest) -> costagg::error::Result<costagg::report::RunReport> {
+    Ok(costagg::run(req, &Default::default()).await?.report)
 }
 
 /// A config enabling the generator's label keys.

@@ -86,7 +86,7 @@ async fn a_generated_month_with_all_four_report_types_matches_totals_worked_out_
     let unit = unit(SOURCE_A, "2025-10");
     let mut config = config_with_keys(&["app", "team"]);
     config.reference.node_roles = generated.node_roles.clone();
-    let report = costagg::run(&request(unit.clone(), dir.path(), &url, config))
+    let report = run_unit(&request(unit.clone(), dir.path(), &url, config))
         .await
         .unwrap();
     let folder = |template, report| dir.path().join(render(template, &unit, report));
@@ -259,7 +259,7 @@ async fn cluster_and_report_period_come_from_kokus_report_period_row_unless_give
     // Nothing given: all three from the source's October row.
     let mut bare = unit(SOURCE_A, "2025-10");
     (bare.cluster_id, bare.cluster_alias, bare.report_period_id) = (None, None, None);
-    costagg::run(&request(
+    run_unit(&request(
         bare.clone(),
         dir.path(),
         &url,
@@ -274,7 +274,7 @@ async fn cluster_and_report_period_come_from_kokus_report_period_row_unless_give
 
     // A flag wins over the row for its own column only.
     bare.cluster_alias = Some("Prod (renamed)".into());
-    costagg::run(&request(bare, dir.path(), &url, config_with_keys(&["app"])))
+    run_unit(&request(bare, dir.path(), &url, config_with_keys(&["app"])))
         .await
         .unwrap();
     assert_eq!(

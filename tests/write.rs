@@ -14,7 +14,7 @@ async fn the_table_is_created_with_kokus_types_and_a_month_partition() {
     let url = fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), SOURCE_A, "2025-10", 3000, 1);
-    let report = costagg::run(&request(
+    let report = run_unit(&request(
         unit(SOURCE_A, "2025-10"),
         dir.path(),
         &url,
@@ -110,10 +110,10 @@ async fn running_the_same_unit_twice_leaves_identical_contents() {
         &url,
         config_with_keys(&["app", "version"]),
     );
-    let first = costagg::run(&req).await.unwrap();
+    let first = run_unit(&req).await.unwrap();
     let client = connect(&url).await;
     let before = dump(&client, SOURCE_A).await;
-    let second = costagg::run(&req).await.unwrap();
+    let second = run_unit(&req).await.unwrap();
     let after = dump(&client, SOURCE_A).await;
     assert_eq!(first.rows_written, second.rows_written);
     assert_eq!(second.rows_deleted, first.rows_written);
@@ -133,7 +133,7 @@ async fn another_source_and_another_month_are_untouched() {
         (SOURCE_B, "2025-10"),
         (SOURCE_A, "2025-11"),
     ] {
-        costagg::run(&request(unit(source, month), dir.path(), &url, config.clone()))
+        run_unit(&request(unit(source, month), dir.path(), &url, config.clone()))
             .await
             .unwrap();
     }
@@ -144,7 +144,7 @@ async fn another_source_and_another_month_are_untouched() {
     assert!(!a_nov.is_empty());
 
     // Re-run source A for October with other keys enabled: its October rows change...
-    costagg::run(&request(
+    run_unit(&request(
         unit(SOURCE_A, "2025-10"),
         dir.path(),
         &url,
@@ -250,7 +250,7 @@ async fn an_existing_koku_table_is_written_into_without_being_altered() {
             .unwrap();
     }
     // The config enables other keys: koku's table must win over it.
-    let report = costagg::run(&request(
+    let report = run_unit(&request(
         unit(SOURCE_A, "2025-10"),
         dir.path(),
         &url,
@@ -380,7 +380,7 @@ async fn quantities_arrive_in_postgresql_as_exact_decimals() {
         namespace: "openshift-%".into(),
         cost_category_id: 9,
     }];
-    let report = costagg::run(&request(unit(SOURCE_A, "2025-10"), dir.path(), &url, config))
+    let report = run_unit(&request(unit(SOURCE_A, "2025-10"), dir.path(), &url, config))
         .await
         .unwrap();
     // Two Pod rows, and node n1's unallocated capacity for Oct 3.
@@ -422,7 +422,7 @@ async fn a_partial_upload_never_wipes_the_days_before_it() {
     let full = tempfile::tempdir().unwrap();
     generate(full.path(), SOURCE_A, "2025-10", 2000, 7);
     let config = config_with_keys(&["app"]);
-    costagg::run(&request(
+    run_unit(&request(
         unit(SOURCE_A, "2025-10"),
         full.path(),
         &url,
@@ -433,7 +433,7 @@ async fn a_partial_upload_never_wipes_the_days_before_it() {
     // A later upload holds only day 3 onwards of one hand-made file.
     let partial = tempfile::tempdir().unwrap();
     write_pod_file(partial.path(), SOURCE_A, &[(48, "ns", "n1", "{}", 3600.0, 0.0)]);
-    costagg::run(&request(unit(SOURCE_A, "2025-10"), partial.path(), &url, config))
+    run_unit(&request(unit(SOURCE_A, "2025-10"), partial.path(), &url, config))
         .await
         .unwrap();
     let client = connect(&url).await;
@@ -459,7 +459,7 @@ async fn a_day_range_replaces_exactly_those_days() {
     let url = fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), SOURCE_A, "2025-10", 3000, 8);
-    costagg::run(&request(
+    run_unit(&request(
         unit(SOURCE_A, "2025-10"),
         dir.path(),
         &url,
@@ -474,7 +474,7 @@ async fn a_day_range_replaces_exactly_those_days() {
     let mut days = unit(SOURCE_A, "2025-10");
     days.start_date = chrono::NaiveDate::from_ymd_opt(2025, 10, 10).unwrap();
     days.end_date = chrono::NaiveDate::from_ymd_opt(2025, 10, 12).unwrap();
-    let report = costagg::run(&request(
+    let report = run_unit(&request(
         days,
         dir.path(),
         &url,
@@ -522,7 +522,7 @@ async fn different_units_can_create_the_table_and_partitions_at_the_same_time() 
         .iter()
         .map(|(source, month)| request(unit(source, month), dir.path(), &url, config.clone()))
         .collect();
-    let reports = futures::future::join_all(requests.iter().map(costagg::run)).await;
+    let reports = futures::future::join_all(requests.iter().map(run_unit)).await;
     let mut created = 0;
     for report in reports {
         let report = report.expect("every unit succeeds");

@@ -36,6 +36,81 @@ pub fn list_files(
     Ok((if files.is_empty() { hourly } else { daily }, files))
 }
 
+/// A unit's pod usage month folder found under a root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundUnit {
+    pub org: String,
+    pub source: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub files: usize,
+}
+
+/// The units whose pod usage folders hold files under `root`, found by matching `template`'s
+/// folders level by level (a level is a literal, or text around one `{placeholder}`).
+pub fn list_units(root: &Path, template: &str) -> Result<Vec<FoundUnit>> {
+    let template = template.replace("{folder}", ReportType::PodUsage.folder());
+    let levels: Vec<&str> = template.split('/').filter(|l| !l.is_empty()).collect();
+    let mut found = Vec::new();
+    walk(root, &levels, &mut Vec::new(), &mut found)?;
+    found.sort_by(|a, b| (&a.org, &a.source, &a.month).cmp(&(&b.org, &b.source, &b.month)));
+    Ok(found)
+}
+
+fn walk(
+    dir: &Path,
+    levels: &[&str],
+    values: &mut Vec<(String, String)>,
+    found: &mut Vec<FoundUnit>,
+) -> Result<()> {
+    let Some((level, rest)) = levels.split_first() else {
+        let files = list_dir(dir)?.len();
+        let value = |name: &str| {
+            values
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(String::new(), |(_, v)| v.clone())
+        };
+        if files > 0 {
+            found.push(FoundUnit {
+                org: value("org"),
+                source: value("source"),
+                month: format!("{}-{}", value("year"), value("month")),
+                files,
+            });
+        }
+        return Ok(());
+    };
+    let Some((prefix, name, suffix)) = placeholder(level) else {
+        let next = dir.join(level);
+        return if next.is_dir() {
+            walk(&next, rest, values, found)
+        } else {
+            Ok(())
+        };
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let folder = entry.file_name().to_string_lossy().to_string();
+        let value = folder.strip_prefix(prefix).and_then(|v| v.strip_suffix(suffix));
+        if let Some(value) = value.filter(|v| !v.is_empty() && entry.path().is_dir()) {
+            values.push((name.to_string(), value.to_string()));
+            walk(&entry.path(), rest, values, found)?;
+            values.pop();
+        }
+    }
+    Ok(())
+}
+
+/// `source={source}` → (`source=`, `source`, ``); `None` for a literal level.
+fn placeholder(level: &str) -> Option<(&str, &str, &str)> {
+    let open = level.find('{')?;
+    let close = open + level[open..].find('}')?;
+    Some((&level[..open], &level[open + 1..close], &level[close + 1..]))
+}
+
 /// Every data file under `dir`, any depth (tolerates `day=DD/` levels), skipping hidden and
 /// marker files (`.crc`, `_SUCCESS`). A missing folder has no files.
 fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -103,6 +178,31 @@ mod tests {
         assert_eq!(
             path,
             "data/parquet/org1/OCP/pod_usage/source=6f5f1c0e-0000-4000-8000-000000000001/year=2025/month=03"
+        );
+    }
+
+    #[test]
+    fn units_are_found_by_matching_the_template_level_by_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let template = crate::config::DEFAULT_HOURLY_TEMPLATE;
+        let mut other = unit();
+        other.month = 4;
+        for (u, report) in [(unit(), ReportType::PodUsage), (other, ReportType::NodeLabels)] {
+            let month = dir.path().join(render(template, &u, report));
+            std::fs::create_dir_all(&month).unwrap();
+            std::fs::write(month.join("a.parquet"), b"").unwrap();
+        }
+        // A pod usage folder that is not a source= level is not a unit.
+        std::fs::create_dir_all(dir.path().join("data/parquet/org1/OCP/pod_usage/tmp")).unwrap();
+        let units = list_units(dir.path(), template).unwrap();
+        assert_eq!(
+            units,
+            [FoundUnit {
+                org: "org1".into(),
+                source: "6f5f1c0e-0000-4000-8000-000000000001".into(),
+                month: "2025-03".into(),
+                files: 1,
+            }]
         );
     }
 

@@ -67,6 +67,10 @@ pub struct Checked {
     pub problems: Vec<Error>,
     /// Some file holds `interval_start` as text, so the table reads it as text and parses it.
     pub text_timestamps: bool,
+    /// Rows in the readable files, from their footers.
+    pub rows: u64,
+    /// Size of the files.
+    pub bytes: u64,
 }
 
 /// Reads each file's footer and checks its columns.
@@ -84,6 +88,8 @@ pub fn check_files(report: ReportType, files: &[PathBuf]) -> Checked {
         });
         match builder {
             Ok(b) => {
+                checked.rows += b.metadata().file_metadata().num_rows().max(0) as u64;
+                checked.bytes += std::fs::metadata(file).map_or(0, |m| m.len());
                 let schema = b.schema();
                 checked.problems.extend(check_schema(file, report, schema));
                 if let Ok(f) = schema.field_with_name("interval_start") {

@@ -295,7 +295,7 @@ async fn lock_unit(tx: &Transaction<'_>, db: &DatabaseConfig, unit: &UnitOfWork)
 /// Whether `schema.table` exists, read from `pg_class` with the statement's own snapshot.
 /// (`to_regclass` resolves through the catalog cache, which inside a transaction may not yet
 /// show a table another run has just committed.)
-async fn table_exists(client: &impl GenericClient, schema: &str, table: &str) -> Result<bool> {
+pub async fn table_exists(client: &impl GenericClient, schema: &str, table: &str) -> Result<bool> {
     let row = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \

@@ -188,24 +188,7 @@ pub async fn daily_summary(
     end: NaiveDate,
     storage: bool,
 ) -> Result<DailySummary> {
-    for statement in with_day_range(LABEL_VIEWS_SQL, start, end).split(';') {
-        let has_sql = statement
-            .lines()
-            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"));
-        if has_sql {
-            ctx.sql(statement).await?;
-        }
-    }
-    let pod = ctx.sql(&with_day_range(POD_SQL, start, end)).await?;
-    let storage = match storage {
-        true => {
-            let days = UnitOfWork::days_in_month(start.year(), start.month());
-            let sql = with_day_range(STORAGE_SQL, start, end).replace("{{days_in_month}}", &days.to_string());
-            Some(ctx.sql(&sql).await?)
-        }
-        false => None,
-    };
-
+    let (pod, storage) = plan(ctx, start, end, storage).await?;
     let counts = Arc::new(RowCounts::default());
     let totals = Arc::new(Mutex::new(NodeTotals::default()));
     let pod_totals = totals.clone();
@@ -238,6 +221,56 @@ pub async fn daily_summary(
         rows: pod.chain(storage).chain(unallocated).boxed(),
         counts,
     })
+}
+
+/// The Pod and (when `storage`) Storage sections as DataFrames, with the label views
+/// registered for the day range.
+async fn plan(
+    ctx: &SessionContext,
+    start: NaiveDate,
+    end: NaiveDate,
+    storage: bool,
+) -> Result<(DataFrame, Option<DataFrame>)> {
+    for statement in with_day_range(LABEL_VIEWS_SQL, start, end).split(';') {
+        let has_sql = statement
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"));
+        if has_sql {
+            ctx.sql(statement).await?;
+        }
+    }
+    let pod = ctx.sql(&with_day_range(POD_SQL, start, end)).await?;
+    let storage = match storage {
+        true => {
+            let days = UnitOfWork::days_in_month(start.year(), start.month());
+            let sql = with_day_range(STORAGE_SQL, start, end).replace("{{days_in_month}}", &days.to_string());
+            Some(ctx.sql(&sql).await?)
+        }
+        false => None,
+    };
+    Ok((pod, storage))
+}
+
+/// The physical plans of the Pod and Storage sections, as `EXPLAIN` prints them. (The
+/// unallocated section is planned once the Pod rows' totals exist; it reads only those.)
+pub async fn explain(
+    ctx: &SessionContext,
+    start: NaiveDate,
+    end: NaiveDate,
+    storage: bool,
+) -> Result<String> {
+    let (pod, storage) = plan(ctx, start, end, storage).await?;
+    let mut out = String::new();
+    for (section, df) in [("Pod", Some(pod)), ("Storage", storage)] {
+        let Some(df) = df else {
+            out.push_str(&format!("-- {section} section: no storage files, not run\n\n"));
+            continue;
+        };
+        let batches = df.explain(false, false)?.collect().await?;
+        let table = datafusion::arrow::util::pretty::pretty_format_batches(&batches)?;
+        out.push_str(&format!("-- {section} section\n{table}\n\n"));
+    }
+    Ok(out)
 }
 
 /// The batches of `df`, executed when first polled.

@@ -1,0 +1,182 @@
+//! `costagg check`: the config, the database and the input location, each tested and reported
+//! on one line, then the units the input holds and the effective settings (secrets masked).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::cli::CheckArgs;
+use crate::config::{self, Config, redact_url};
+use crate::error::{Error, Result};
+use crate::input::layout::list_units;
+use crate::sink;
+
+/// koku's tables costagg reads when a schema has them.
+const REFERENCE_TABLES: [&str; 5] = [
+    "reporting_ocpusagelineitem_daily_summary",
+    "reporting_enabledtagkeys",
+    "reporting_ocp_cost_category_namespace",
+    "reporting_ocp_nodes",
+    "reporting_ocpusagereportperiod",
+];
+
+/// What `check` found: the text to print, and the first failure (its exit code is the
+/// command's).
+pub struct CheckOutcome {
+    pub text: String,
+    pub failure: Option<Error>,
+}
+
+/// Runs every check it can; a failed config stops the others, which depend on it.
+pub async fn check(args: &CheckArgs) -> CheckOutcome {
+    let mut out = String::new();
+    let mut failure = None;
+    let mut line = |out: &mut String, what: &str, result: std::result::Result<String, Error>| {
+        let (status, text) = match result {
+            Ok(text) => ("ok", text),
+            Err(e) => {
+                let text = e.to_string();
+                failure.get_or_insert(e);
+                ("FAIL", text)
+            }
+        };
+        let _ = writeln!(out, "{what:<9} {status:<4}  {text}");
+    };
+
+    let config = load(args);
+    let config = match config {
+        Ok((config, source)) => {
+            line(&mut out, "config", Ok(source));
+            config
+        }
+        Err(e) => {
+            line(&mut out, "config", Err(e));
+            return CheckOutcome { text: out, failure };
+        }
+    };
+    let profile = config.resolve_profile(&std::env::temp_dir()).map(|p| {
+        format!(
+            "{}: {} partitions, {}-row batches, memory limit {} MiB, spill to {}, {} KiB COPY chunks",
+            p.name,
+            p.target_partitions,
+            p.batch_size,
+            p.memory_limit_bytes >> 20,
+            p.spill_dir.display(),
+            p.copy_buffer_bytes >> 10
+        )
+    });
+    line(&mut out, "profile", profile);
+    let database = match &config.database.url {
+        Some(url) => check_database(url, &config, args.schema.as_deref()).await,
+        None => Err(Error::config(
+            "--database-url",
+            "is not set (give it, or DATABASE_URL); `run --dry-run` works without one",
+        )),
+    };
+    line(&mut out, "database", database);
+    let units = match &config.input.root {
+        Some(root) => check_input(Path::new(root), &config),
+        None => Err(Error::config(
+            "--input",
+            "is not set (or input.root in the config)",
+        )),
+    };
+    let units = match units {
+        Ok((summary, listing)) => {
+            line(&mut out, "input", Ok(summary));
+            listing
+        }
+        Err(e) => {
+            line(&mut out, "input", Err(e));
+            String::new()
+        }
+    };
+    out.push_str(&units);
+    out.push_str("\neffective settings (secrets masked):\n");
+    out.push_str(&effective_settings(&config));
+    CheckOutcome { text: out, failure }
+}
+
+/// The config as `run` would see it: file, environment, then these flags.
+fn load(args: &CheckArgs) -> Result<(Config, String)> {
+    let path = args.config.clone().or_else(config::default_path);
+    let mut config = Config::load(path.as_deref(), std::env::vars())?;
+    if let Some(p) = &args.profile {
+        config.profile = p.clone();
+    }
+    if let Some(root) = &args.input {
+        config.input.root = Some(root.clone());
+    }
+    if let Some(url) = &args.database_url {
+        config.database.url = Some(url.clone());
+    }
+    if let Some(schema) = &args.schema {
+        config.database.schema = Some(schema.clone());
+    }
+    config.validate()?;
+    let source = match path {
+        Some(p) => format!("{} (with COSTAGG_* environment overrides)", p.display()),
+        None => "built-in defaults (no config file; with COSTAGG_* environment overrides)".into(),
+    };
+    Ok((config, source))
+}
+
+async fn check_database(url: &str, config: &Config, schema: Option<&str>) -> Result<String> {
+    let client = sink::connect(url, &config.database).await?;
+    let version: String = client
+        .query_one("SHOW server_version", &[])
+        .await
+        .map_err(Error::database("read the server version"))?
+        .get(0);
+    let mut text = format!("{} (PostgreSQL {version})", redact_url(url));
+    if let Some(schema) = schema.or(config.database.schema.as_deref()) {
+        let mut present = Vec::new();
+        for table in REFERENCE_TABLES {
+            if sink::table_exists(&client, schema, table).await? {
+                present.push(table);
+            }
+        }
+        let _ = write!(
+            text,
+            "; schema {schema} has {}",
+            if present.is_empty() {
+                "none of koku's tables".into()
+            } else {
+                present.join(", ")
+            }
+        );
+    }
+    Ok(text)
+}
+
+/// The input root's units, as a summary line and a listing.
+fn check_input(root: &Path, config: &Config) -> Result<(String, String)> {
+    if root.to_string_lossy().starts_with("s3://") {
+        return Err(Error::config(
+            "--input",
+            "s3:// input is not supported yet; use a local folder",
+        ));
+    }
+    if !root.is_dir() {
+        return Err(Error::NoInput {
+            report: "any".into(),
+            searched: root.display().to_string(),
+        });
+    }
+    let units = list_units(root, &config.input.hourly_template)?;
+    let summary = format!("{}: {} units with pod usage files", root.display(), units.len());
+    let mut listing = String::new();
+    if !units.is_empty() {
+        listing.push_str("\nunits (org, source, month, pod usage files):\n");
+    }
+    for u in &units {
+        let _ = writeln!(listing, "  {}  {}  {}  {}", u.org, u.source, u.month, u.files);
+    }
+    Ok((summary, listing))
+}
+
+/// The config as YAML with the database password masked.
+fn effective_settings(config: &Config) -> String {
+    let mut shown = config.clone();
+    shown.database.url = shown.database.url.as_deref().map(redact_url);
+    serde_yaml::to_string(&shown).unwrap_or_else(|e| format!("(cannot print the settings: {e})\n"))
+}
