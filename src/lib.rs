@@ -242,6 +242,11 @@ pub async fn run(req: &RunRequest, progress: &Progress) -> Result<RunOutput> {
             batch_rows = req.profile.batch_size, memory_limit_bytes = req.profile.memory_limit_bytes,
             "run started"
         );
+        let _watch = memory::MemoryWatch::start(
+            memory::limit_bytes(),
+            req.config.monitor.memory_warn_share,
+            std::time::Duration::from_millis(req.config.monitor.memory_sample_ms),
+        );
         progress.set_stage("checking input files");
         let scan = info_span!("scan", files = Empty, rows = Empty, bytes = Empty);
         let files = discover(req).instrument(scan.clone()).await?;

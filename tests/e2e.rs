@@ -151,6 +151,8 @@ fn json_log_lines_parse_as_json_and_the_last_one_is_the_report() {
         .args(run_args(dir.path()))
         .arg("--dry-run")
         .env("COSTAGG_LOG_FORMAT", "json")
+        // Any resident memory passes a millionth of the limit: the watch must warn.
+        .env("COSTAGG_MONITOR__MEMORY_WARN_SHARE", "0.000001")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -165,6 +167,17 @@ fn json_log_lines_parse_as_json_and_the_last_one_is_the_report() {
     let report: serde_json::Value = serde_json::from_str(last["report"].as_str().unwrap()).unwrap();
     assert_eq!(report["rows_written"], last["rows_written"]);
     assert!(events.iter().any(|e| e["message"] == "run started"));
+    let memory = events
+        .iter()
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("resident memory passed")
+        })
+        .expect("the memory watch warns");
+    assert_eq!(memory["level"], "WARN");
+    assert!(memory["rss_bytes"].as_u64().unwrap() > 0);
 }
 
 #[tokio::test]

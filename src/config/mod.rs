@@ -25,6 +25,32 @@ pub struct Config {
     pub input: InputConfig,
     pub database: DatabaseConfig,
     pub reference: ReferenceConfig,
+    pub monitor: MonitorConfig,
+}
+
+/// Watching the run's memory while it works.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Warn (once) when resident memory passes this share of the memory limit (cgroup, else
+    /// host); 0 turns the warning off.
+    pub memory_warn_share: f64,
+    /// How often resident memory is sampled.
+    pub memory_sample_ms: u64,
+}
+
+/// Four fifths: early enough to act on before the cgroup's OOM killer does.
+pub const DEFAULT_MEMORY_WARN_SHARE: f64 = 0.8;
+/// Four samples a second: cheap (one small /proc read) and fine enough for runs of seconds.
+pub const DEFAULT_MEMORY_SAMPLE_MS: u64 = 250;
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            memory_warn_share: DEFAULT_MEMORY_WARN_SHARE,
+            memory_sample_ms: DEFAULT_MEMORY_SAMPLE_MS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -201,6 +227,12 @@ impl Config {
                 problems.push(format!("`reference.cost_categories[{i}].namespace` is empty"));
             }
         }
+        if !(0.0..=1.0).contains(&self.monitor.memory_warn_share) {
+            problems.push("`monitor.memory_warn_share` must be between 0 and 1".to_string());
+        }
+        if self.monitor.memory_sample_ms == 0 {
+            problems.push("`monitor.memory_sample_ms` must be at least 1".to_string());
+        }
         for (i, r) in self.reference.node_roles.iter().enumerate() {
             if r.node.is_empty() {
                 problems.push(format!("`reference.node_roles[{i}].node` is empty"));
@@ -285,6 +317,53 @@ pub fn default_path() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every key of the config structs, dotted (`profiles.<name>.batch_size`); lists and
+    /// scalars are leaves.
+    fn keys(prefix: &str, value: &serde_yaml::Value, out: &mut std::collections::BTreeSet<String>) {
+        match value {
+            serde_yaml::Value::Mapping(map) => {
+                for (k, v) in map {
+                    let k = k.as_str().expect("string keys");
+                    let dotted = if prefix.is_empty() {
+                        k.to_string()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    keys(&dotted, v, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn the_readme_config_table_lists_every_key_and_nothing_else() {
+        let mut config = Config::default();
+        config.profiles.insert("<name>".into(), ProfileSpec::default());
+        let mut in_structs = std::collections::BTreeSet::new();
+        keys("", &serde_yaml::to_value(&config).unwrap(), &mut in_structs);
+
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("## Configuration")
+            .nth(1)
+            .unwrap()
+            .split("\n## ")
+            .next()
+            .unwrap();
+        let mut in_readme = std::collections::BTreeSet::new();
+        for line in section.lines().filter(|l| l.starts_with("| `")) {
+            let first_cell = line.split('|').nth(1).unwrap();
+            in_readme.extend(first_cell.split('`').skip(1).step_by(2).map(String::from));
+        }
+        assert_eq!(
+            in_structs, in_readme,
+            "README's config table and the config structs differ"
+        );
+    }
 
     #[test]
     fn env_overrides_beat_the_file() {
