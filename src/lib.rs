@@ -256,6 +256,8 @@ pub async fn run(req: &RunRequest, progress: &Progress) -> Result<RunOutput> {
         );
         scan.record("rows", files.by_report.iter().map(|r| r.rows).sum::<u64>());
         scan.record("bytes", files.by_report.iter().map(|r| r.bytes).sum::<u64>());
+        drop(scan);
+        progress.set_files(files.by_report.iter().map(|r| r.files.len()).sum());
         let check_ms = started.elapsed().as_millis() as u64;
 
         let t = Instant::now();
@@ -314,7 +316,8 @@ pub async fn run(req: &RunRequest, progress: &Progress) -> Result<RunOutput> {
         let mut preview = None;
         let outcome = match (req.mode, client.as_mut()) {
             (Mode::Write, Some(client)) => {
-                sink::replace_unit(
+                let write = info_span!("write", rows = Empty, deleted = Empty);
+                let outcome = sink::replace_unit(
                     client,
                     &req.config.database,
                     unit,
@@ -323,8 +326,11 @@ pub async fn run(req: &RunRequest, progress: &Progress) -> Result<RunOutput> {
                     req.profile.copy_buffer_bytes,
                     rows,
                 )
-                .instrument(info_span!("write"))
-                .await?
+                .instrument(write.clone())
+                .await?;
+                write.record("rows", outcome.rows_written);
+                write.record("deleted", outcome.rows_deleted);
+                outcome
             }
             (Mode::Write, None) => {
                 return Err(Error::config(
@@ -334,9 +340,11 @@ pub async fn run(req: &RunRequest, progress: &Progress) -> Result<RunOutput> {
             }
             _ => {
                 let mut gathered = Preview::default();
+                let summarize = info_span!("summarize", rows = Empty);
                 let rows_summarised = preview_rows(rows, &mut gathered)
-                    .instrument(info_span!("summarize"))
+                    .instrument(summarize.clone())
                     .await?;
+                summarize.record("rows", rows_summarised);
                 preview = Some(gathered);
                 sink::WriteOutcome {
                     rows_written: rows_summarised,

@@ -242,6 +242,7 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a std::sync::Arc<d
 #[derive(Debug)]
 pub struct Progress {
     rows: std::sync::atomic::AtomicU64,
+    files: std::sync::atomic::AtomicUsize,
     stage: std::sync::Mutex<&'static str>,
 }
 
@@ -249,6 +250,7 @@ impl Default for Progress {
     fn default() -> Self {
         Progress {
             rows: Default::default(),
+            files: Default::default(),
             stage: std::sync::Mutex::new("starting"),
         }
     }
@@ -265,6 +267,13 @@ impl Progress {
     }
     pub fn add_rows(&self, rows: u64) {
         self.rows.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub fn set_files(&self, files: usize) {
+        self.files.store(files, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// Input files being read.
+    pub fn files(&self) -> usize {
+        self.files.load(std::sync::atomic::Ordering::Relaxed)
     }
     pub fn rows(&self) -> u64 {
         self.rows.load(std::sync::atomic::Ordering::Relaxed)

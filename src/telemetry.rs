@@ -8,6 +8,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::report::Progress;
 
@@ -45,7 +46,14 @@ pub fn init(level: Option<&str>) -> Format {
         .with_env_filter(filter)
         .with_writer(Stderr);
     match format {
-        Format::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        // A stage's span closes with the fields recorded when it ended (rows, files, bytes)
+        // and its time; in text mode the run report says the same more readably.
+        Format::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_events(FmtSpan::CLOSE)
+            .init(),
         Format::Text { terminal } => builder.with_target(false).with_ansi(terminal).init(),
     }
     format
@@ -68,10 +76,11 @@ pub fn show_progress(format: Format, progress: Arc<Progress>) -> Option<SpinnerG
     let stop = done.clone();
     let thread = std::thread::spawn(move || {
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            let rows = progress.rows();
-            let message = match rows {
-                0 => progress.stage().to_string(),
-                _ => format!("{}: {rows} summary rows", progress.stage()),
+            let (rows, files) = (progress.rows(), progress.files());
+            let message = match (files, rows) {
+                (0, _) => progress.stage().to_string(),
+                (_, 0) => format!("{} ({files} files)", progress.stage()),
+                _ => format!("{} ({files} files): {rows} summary rows", progress.stage()),
             };
             ticker.set_message(message);
             ticker.tick();

@@ -167,6 +167,13 @@ fn json_log_lines_parse_as_json_and_the_last_one_is_the_report() {
     let report: serde_json::Value = serde_json::from_str(last["report"].as_str().unwrap()).unwrap();
     assert_eq!(report["rows_written"], last["rows_written"]);
     assert!(events.iter().any(|e| e["message"] == "run started"));
+    // The scan stage closes with what it read: 62 + 31 + 31 + 31 files.
+    let scan = events
+        .iter()
+        .find(|e| e["message"] == "close" && e["span"]["name"] == "scan")
+        .expect("the scan span closes");
+    assert_eq!(scan["span"]["files"], 155);
+    assert!(scan["span"]["rows"].as_u64().unwrap() > 2000);
     let memory = events
         .iter()
         .find(|e| {
