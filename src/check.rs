@@ -121,7 +121,10 @@ fn load(args: &CheckArgs) -> Result<(Config, String)> {
 }
 
 async fn check_database(url: &str, config: &Config, schema: Option<&str>) -> Result<String> {
-    let client = sink::connect(url, &config.database).await?;
+    // One attempt: check reports what is, it does not wait for the server to come up.
+    let mut once = config.database.clone();
+    once.connect_attempts = 1;
+    let client = sink::connect(url, &once).await?;
     let version: String = client
         .query_one("SHOW server_version", &[])
         .await

@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand};
 computes koku's daily usage summary (reporting_ocpusagelineitem_daily_summary) and replaces \
 that month's rows in PostgreSQL in one transaction. A failed run leaves the previous rows in place.\n\n\
 Exit codes: 0 ok, 1 internal error, 2 usage or config error, 3 invalid or missing input, \
-4 database or store unavailable (retry), 5 unit locked by another run (retry)."
+4 database or store unavailable (retry), 5 unit locked by another run (retry), \
+130/143 stopped by SIGINT/SIGTERM (retry)."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -39,6 +39,12 @@ pub enum Error {
         searched: String,
     },
 
+    #[error(
+        "{problems}; nothing was written (input.bad_rows is `fail`; `skip` summarises without \
+         these rows)"
+    )]
+    BadRows { problems: String },
+
     #[error("database ({stage}): {source}")]
     Database {
         stage: &'static str,
@@ -54,6 +60,12 @@ pub enum Error {
          (wait for the other run, or raise database.lock_timeout_seconds)"
     )]
     UnitLocked { unit: String },
+
+    #[error(
+        "stopped by {signal}; the open transaction was rolled back and the unit's previous rows \
+         are unchanged"
+    )]
+    Interrupted { signal: &'static str },
 
     #[error("query engine: {0}")]
     Engine(#[from] datafusion::error::DataFusionError),
@@ -90,6 +102,7 @@ impl Error {
     /// | 3 | invalid or missing input |
     /// | 4 | database or store unavailable (retryable) |
     /// | 5 | unit locked by another run (retryable) |
+    /// | 130, 143 | stopped by SIGINT or SIGTERM (retryable) |
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config { .. } => 2,
@@ -97,9 +110,15 @@ impl Error {
             | Error::InputSchema { .. }
             | Error::InputProblems(_)
             | Error::NoInput { .. }
-            | Error::NoRowsInRange { .. } => 3,
+            | Error::NoRowsInRange { .. }
+            | Error::BadRows { .. } => 3,
             Error::Database { .. } | Error::DatabaseSchema(_) | Error::Io { .. } => 4,
             Error::UnitLocked { .. } => 5,
+            // 128 + the signal number, as a shell reports a process ended by it.
+            Error::Interrupted { signal } => match *signal {
+                "SIGINT" => 130,
+                _ => 143,
+            },
             Error::Engine(e) => match e.find_root() {
                 datafusion::error::DataFusionError::ObjectStore(_)
                 | datafusion::error::DataFusionError::IoError(_) => 4,
@@ -113,7 +132,7 @@ impl Error {
 
     /// Whether running the same unit again later may succeed without anyone fixing anything.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.exit_code(), 4 | 5)
+        matches!(self.exit_code(), 4 | 5 | 130 | 143)
     }
 
     pub fn config(key: impl Into<String>, problem: impl Into<String>) -> Self {

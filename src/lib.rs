@@ -20,11 +20,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tracing::field::Empty;
 use tracing::{Instrument, info, info_span, warn};
 
-use config::{Config, Profile};
+use config::{BadRows, Config, Profile};
 use error::{Error, Result};
 use input::ReportType;
 use report::{InputCount, Preview, Progress, RunReport};
@@ -230,8 +230,16 @@ pub struct RunOutput {
 }
 
 /// Runs one unit: check input, summarise, and (in `Mode::Write`) replace the unit's rows.
-/// Nothing is written unless everything succeeds. `progress` counts rows as they stream.
-pub async fn run(req: &RunRequest, progress: &Progress) -> Result<RunOutput> {
+/// Nothing is written unless everything succeeds. `progress` counts rows as they stream. When
+/// `shutdown` resolves (to the signal's name) first, the work is dropped — its transaction
+/// rolls back — and the run ends with `Error::Interrupted`. Once its files pass their checks
+/// and the database is reached, a writing run leaves a row in `<schema>.costagg_runs`,
+/// whatever its outcome.
+pub async fn run(
+    req: &RunRequest,
+    progress: &Progress,
+    shutdown: impl std::future::Future<Output = &'static str>,
+) -> Result<RunOutput> {
     let unit = &req.unit;
     let span = info_span!("unit", source = %unit.source, month = %unit.month_label());
     async move {
@@ -259,168 +267,284 @@ pub async fn run(req: &RunRequest, progress: &Progress) -> Result<RunOutput> {
         drop(scan);
         progress.set_files(files.by_report.iter().map(|r| r.files.len()).sum());
         let check_ms = started.elapsed().as_millis() as u64;
-
-        let t = Instant::now();
-        progress.set_stage("reading reference data");
+        progress.set_stage("connecting to the database");
         let mut client = match &req.database_url {
             Some(url) => Some(sink::connect(url, &req.config.database).await?),
             None => None,
         };
-        let (reference, period) = match &client {
-            Some(c) => (reference(c, req).await?, sink::report_period(c, unit).await?),
-            None => (configured_reference(req), None),
+        let record = match (req.mode, client.as_mut()) {
+            (Mode::Write, Some(c)) => sink::runs::start(c, unit).await,
+            _ => None,
         };
-        let identity = ClusterIdentity::resolve(unit, period.as_ref());
-        info!(
-            cluster_id = %identity.cluster_id, cluster_alias = %identity.cluster_alias,
-            report_period_id = ?identity.report_period_id, from_report_period = period.is_some(),
-            node_roles = reference.node_roles.len(), from_database = client.is_some(),
-            "reference data read"
-        );
-        let reference_ms = t.elapsed().as_millis() as u64;
-
-        let malformed = Arc::new(summary::labels::MalformedLabels::default());
-        let ctx = summary::session(&req.profile, &reference, malformed.clone())?;
-        let mut unparsable_timestamps = 0;
-        for r in &files.by_report {
-            input::schema::register(&ctx, r.report, &r.files, r.text_timestamps)?;
-            if r.text_timestamps {
-                unparsable_timestamps += input::schema::count_unparsable_timestamps(&ctx, r.report).await?;
-            }
-        }
-        let first_day = summary::first_pod_day(&ctx, unit.start_date, unit.end_date)
-            .await?
-            .ok_or_else(|| Error::NoRowsInRange {
-                start: unit.start_date.to_string(),
-                end: unit.end_date.to_string(),
-                searched: req.input_root.display().to_string(),
-            })?;
-        if first_day > unit.start_date {
-            info!(first_day = %first_day, "input starts after the range start; earlier days are kept");
-        }
-        let storage = files.count(ReportType::StorageUsage) > 0;
-        if req.mode == Mode::Explain {
-            let plan = summary::explain(&ctx, first_day, unit.end_date, storage).await?;
-            return Ok(RunOutput {
-                plan: Some(plan),
-                ..Default::default()
-            });
-        }
-
-        let t = Instant::now();
-        progress.set_stage("summarising and writing");
-        let summary = summary::daily_summary(&ctx, first_day, unit.end_date, storage).await?;
-        let rows = summary
-            .rows
-            .inspect_ok(|b| progress.add_rows(b.num_rows() as u64));
-        let mut preview = None;
-        let outcome = match (req.mode, client.as_mut()) {
-            (Mode::Write, Some(client)) => {
-                let write = info_span!("write", rows = Empty, deleted = Empty);
-                let outcome = sink::replace_unit(
-                    client,
-                    &req.config.database,
-                    unit,
-                    &identity,
-                    first_day,
-                    req.profile.copy_buffer_bytes,
-                    rows,
-                )
-                .instrument(write.clone())
-                .await?;
-                write.record("rows", outcome.rows_written);
-                write.record("deleted", outcome.rows_deleted);
-                outcome
-            }
-            (Mode::Write, None) => {
-                return Err(Error::config(
-                    "--database-url",
-                    "is required (or set DATABASE_URL)",
-                ));
-            }
-            _ => {
-                let mut gathered = Preview::default();
-                let summarize = info_span!("summarize", rows = Empty);
-                let rows_summarised = preview_rows(rows, &mut gathered)
-                    .instrument(summarize.clone())
-                    .await?;
-                summarize.record("rows", rows_summarised);
-                preview = Some(gathered);
-                sink::WriteOutcome {
-                    rows_written: rows_summarised,
-                    ..Default::default()
+        let result = {
+            let work = run_unit(req, progress, files, client.as_mut(), (started, check_ms));
+            futures::pin_mut!(shutdown);
+            tokio::select! {
+                result = work => result,
+                signal = shutdown => {
+                    warn!(signal, "stopping: the open transaction is rolled back");
+                    Err(Error::Interrupted { signal })
                 }
             }
         };
-        let summarize_write_ms = t.elapsed().as_millis() as u64;
-        progress.set_stage("done");
-
-        let malformed_labels = malformed.count();
-        if malformed_labels > 0 {
-            let examples = malformed.examples(3);
-            warn!(
-                values = malformed_labels,
-                ?examples,
-                "malformed label JSON was read as {{}}"
-            );
+        if let (Some(record), Some(client)) = (record, &client) {
+            sink::runs::finish(client, &unit.schema, record, result.as_ref().map(|o| &o.report)).await;
         }
-        if unparsable_timestamps > 0 {
-            warn!(
-                rows = unparsable_timestamps,
-                "rows with an unreadable interval_start were skipped"
-            );
-        }
-        let pod_rows_read = files
-            .by_report
-            .iter()
-            .find(|r| r.report == ReportType::PodUsage)
-            .map_or(0, |r| r.rows);
-        let report = RunReport {
-            source: unit.source.to_string(),
-            month: unit.month_label(),
-            start_date: unit.start_date.to_string(),
-            end_date: unit.end_date.to_string(),
-            first_day: first_day.to_string(),
-            days: (unit.end_date - first_day).num_days() as u32 + 1,
-            schema: unit.schema.clone(),
-            cluster_id: identity.cluster_id.clone(),
-            profile: req.profile.name.clone(),
-            dry_run: req.mode == Mode::DryRun,
-            input: files
-                .by_report
-                .iter()
-                .map(|r| {
-                    let count = InputCount {
-                        files: r.files.len(),
-                        rows: r.rows,
-                    };
-                    (r.report.folder().to_string(), count)
-                })
-                .collect(),
-            rows_deleted: outcome.rows_deleted,
-            rows_written: outcome.rows_written,
-            pod_rows: RowCounts::get(&summary.counts.pod),
-            storage_rows: RowCounts::get(&summary.counts.storage),
-            unallocated_rows: RowCounts::get(&summary.counts.unallocated),
-            malformed_labels,
-            unparsable_timestamps,
-            table_created: outcome.table_created,
-            check_ms,
-            reference_ms,
-            summarize_write_ms,
-            total_ms: started.elapsed().as_millis() as u64,
-            pod_rows_per_second: (pod_rows_read as f64 / (summarize_write_ms.max(1) as f64 / 1000.0)) as u64,
-            peak_rss_bytes: memory::peak_rss_bytes(),
-            memory_limit_bytes: memory::limit_bytes(),
-        };
-        Ok(RunOutput {
-            report,
-            preview,
-            plan: None,
-        })
+        result
     }
     .instrument(span)
     .await
+}
+
+/// The unit's work once its files are checked and the database connected: read reference
+/// data, summarise, write.
+async fn run_unit(
+    req: &RunRequest,
+    progress: &Progress,
+    files: UnitFiles,
+    client: Option<&mut tokio_postgres::Client>,
+    (started, check_ms): (Instant, u64),
+) -> Result<RunOutput> {
+    let unit = &req.unit;
+
+    let t = Instant::now();
+    progress.set_stage("reading reference data");
+    let (reference, period) = match &client {
+        Some(c) => (reference(c, req).await?, sink::report_period(c, unit).await?),
+        None => (configured_reference(req), None),
+    };
+    let identity = ClusterIdentity::resolve(unit, period.as_ref());
+    info!(
+        cluster_id = %identity.cluster_id, cluster_alias = %identity.cluster_alias,
+        report_period_id = ?identity.report_period_id, from_report_period = period.is_some(),
+        node_roles = reference.node_roles.len(), from_database = client.is_some(),
+        "reference data read"
+    );
+    let reference_ms = t.elapsed().as_millis() as u64;
+
+    let malformed = Arc::new(summary::labels::MalformedLabels::default());
+    let ctx = summary::session(&req.profile, &reference, malformed.clone())?;
+    let mut unparsable_timestamps = 0;
+    for r in &files.by_report {
+        input::schema::register(&ctx, r.report, &r.files, r.text_timestamps)?;
+        if r.text_timestamps {
+            unparsable_timestamps += input::schema::count_unparsable_timestamps(&ctx, r.report).await?;
+        }
+    }
+    let (other_month_rows, bad_quantity_rows) = check_rows(req, &ctx, &files, unparsable_timestamps).await?;
+    let first_day = summary::first_pod_day(&ctx, unit.start_date, unit.end_date)
+        .await?
+        .ok_or_else(|| Error::NoRowsInRange {
+            start: unit.start_date.to_string(),
+            end: unit.end_date.to_string(),
+            searched: req.input_root.display().to_string(),
+        })?;
+    if first_day > unit.start_date {
+        info!(first_day = %first_day, "input starts after the range start; earlier days are kept");
+    }
+    let storage = files.count(ReportType::StorageUsage) > 0;
+    if req.mode == Mode::Explain {
+        let plan = summary::explain(&ctx, first_day, unit.end_date, storage).await?;
+        return Ok(RunOutput {
+            plan: Some(plan),
+            ..Default::default()
+        });
+    }
+
+    let t = Instant::now();
+    progress.set_stage("summarising and writing");
+    let summary = summary::daily_summary(&ctx, first_day, unit.end_date, storage).await?;
+    // With `input.bad_rows: fail`, malformed label JSON (known once the labels have been read)
+    // fails the unit before the commit.
+    let labels_checked = {
+        let malformed = malformed.clone();
+        let fail = req.config.input.bad_rows == BadRows::Fail;
+        futures::stream::once(async move {
+            match malformed.count() {
+                n if fail && n > 0 => Some(Err(Error::BadRows {
+                    problems: format!(
+                        "{n} distinct label strings are not a JSON object of scalars (e.g. {:?})",
+                        malformed.examples(2)
+                    ),
+                })),
+                _ => None,
+            }
+        })
+        .filter_map(futures::future::ready)
+        .boxed()
+    };
+    let rows = summary
+        .rows
+        .chain(labels_checked)
+        .inspect_ok(|b| progress.add_rows(b.num_rows() as u64));
+    let mut preview = None;
+    let outcome = match (req.mode, client) {
+        (Mode::Write, Some(client)) => {
+            let write = info_span!("write", rows = Empty, deleted = Empty);
+            let outcome = sink::replace_unit(
+                client,
+                &req.config.database,
+                unit,
+                &identity,
+                first_day,
+                req.profile.copy_buffer_bytes,
+                rows,
+            )
+            .instrument(write.clone())
+            .await?;
+            write.record("rows", outcome.rows_written);
+            write.record("deleted", outcome.rows_deleted);
+            outcome
+        }
+        (Mode::Write, None) => {
+            return Err(Error::config(
+                "--database-url",
+                "is required (or set DATABASE_URL)",
+            ));
+        }
+        _ => {
+            let mut gathered = Preview::default();
+            let summarize = info_span!("summarize", rows = Empty);
+            let rows_summarised = preview_rows(rows, &mut gathered)
+                .instrument(summarize.clone())
+                .await?;
+            summarize.record("rows", rows_summarised);
+            preview = Some(gathered);
+            sink::WriteOutcome {
+                rows_written: rows_summarised,
+                ..Default::default()
+            }
+        }
+    };
+    let summarize_write_ms = t.elapsed().as_millis() as u64;
+    progress.set_stage("done");
+
+    let malformed_labels = malformed.count();
+    if malformed_labels > 0 {
+        let examples = malformed.examples(3);
+        warn!(
+            values = malformed_labels,
+            ?examples,
+            "malformed label JSON was read as {{}}"
+        );
+    }
+    if unparsable_timestamps > 0 {
+        warn!(
+            rows = unparsable_timestamps,
+            "rows with an unreadable interval_start were skipped"
+        );
+    }
+    let pod_rows_read = files
+        .by_report
+        .iter()
+        .find(|r| r.report == ReportType::PodUsage)
+        .map_or(0, |r| r.rows);
+    let report = RunReport {
+        source: unit.source.to_string(),
+        month: unit.month_label(),
+        start_date: unit.start_date.to_string(),
+        end_date: unit.end_date.to_string(),
+        first_day: first_day.to_string(),
+        days: (unit.end_date - first_day).num_days() as u32 + 1,
+        schema: unit.schema.clone(),
+        cluster_id: identity.cluster_id.clone(),
+        profile: req.profile.name.clone(),
+        dry_run: req.mode == Mode::DryRun,
+        input: files
+            .by_report
+            .iter()
+            .map(|r| {
+                let count = InputCount {
+                    files: r.files.len(),
+                    rows: r.rows,
+                };
+                (r.report.folder().to_string(), count)
+            })
+            .collect(),
+        rows_deleted: outcome.rows_deleted,
+        rows_written: outcome.rows_written,
+        pod_rows: RowCounts::get(&summary.counts.pod),
+        storage_rows: RowCounts::get(&summary.counts.storage),
+        unallocated_rows: RowCounts::get(&summary.counts.unallocated),
+        malformed_labels,
+        unparsable_timestamps,
+        other_month_rows,
+        bad_quantity_rows,
+        table_created: outcome.table_created,
+        check_ms,
+        reference_ms,
+        summarize_write_ms,
+        total_ms: started.elapsed().as_millis() as u64,
+        pod_rows_per_second: (pod_rows_read as f64 / (summarize_write_ms.max(1) as f64 / 1000.0)) as u64,
+        peak_rss_bytes: memory::peak_rss_bytes(),
+        memory_limit_bytes: memory::limit_bytes(),
+    };
+    Ok(RunOutput {
+        report,
+        preview,
+        plan: None,
+    })
+}
+
+/// Counts the malformed rows of the pod and storage files (SPEC §5) and applies
+/// `input.bad_rows`: fail the unit, or leave rows with bad quantities out and warn. Returns the
+/// rows of other months and the rows with bad quantities.
+async fn check_rows(
+    req: &RunRequest,
+    ctx: &datafusion::prelude::SessionContext,
+    files: &UnitFiles,
+    unparsable_timestamps: u64,
+) -> Result<(u64, u64)> {
+    let unit = &req.unit;
+    let month = (
+        UnitOfWork::first_day(unit.year, unit.month),
+        UnitOfWork::next_month_start(unit.year, unit.month),
+    );
+    let mut problems = Vec::new();
+    let (mut other_month, mut bad_quantities) = (0, 0);
+    for report in [ReportType::PodUsage, ReportType::StorageUsage] {
+        if files.count(report) == 0 {
+            continue;
+        }
+        let found = input::quality::count(ctx, report, month).await?;
+        if found.other_month > 0 {
+            problems.push(format!(
+                "{}: {} rows outside {}",
+                report.folder(),
+                found.other_month,
+                unit.month_label()
+            ));
+        }
+        if found.bad_quantities > 0 {
+            problems.push(format!(
+                "{}: {} rows with a negative or non-finite quantity",
+                report.folder(),
+                found.bad_quantities
+            ));
+            if req.config.input.bad_rows == BadRows::Skip {
+                input::quality::skip_bad_quantities(ctx, report).await?;
+            }
+        }
+        other_month += found.other_month;
+        bad_quantities += found.bad_quantities;
+    }
+    if unparsable_timestamps > 0 {
+        problems.push(format!(
+            "{unparsable_timestamps} rows with an unreadable interval_start"
+        ));
+    }
+    if problems.is_empty() {
+        return Ok((0, 0));
+    }
+    match req.config.input.bad_rows {
+        BadRows::Fail => Err(Error::BadRows {
+            problems: problems.join("; "),
+        }),
+        BadRows::Skip => {
+            warn!(problems = %problems.join("; "), "malformed rows were left out of the summary");
+            Ok((other_month, bad_quantities))
+        }
+    }
 }
 
 /// Consumes the summary rows into `preview`; returns how many there were.

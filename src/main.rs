@@ -36,7 +36,7 @@ async fn dispatch(command: Command, format: Format) -> Result<(), Error> {
             let request = RunRequest::from_args(&args)?;
             let progress = Arc::new(Progress::default());
             let spinner = telemetry::show_progress(format, progress.clone());
-            let output = costagg::run(&request, &progress).await;
+            let output = costagg::run(&request, &progress, shutdown_signal()).await;
             drop(spinner);
             present(&args, format, output?)
         }
@@ -59,6 +59,19 @@ async fn dispatch(command: Command, format: Format) -> Result<(), Error> {
             print!("{}", outcome.text);
             outcome.failure.map_or(Ok(()), Err)
         }
+    }
+}
+
+/// Resolves to the signal's name on SIGTERM (Kubernetes eviction, `kubectl delete`) or SIGINT.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
     }
 }
 

@@ -50,6 +50,10 @@ pub struct RunReport {
     pub malformed_labels: u64,
     /// Rows whose text `interval_start` could not be read (skipped).
     pub unparsable_timestamps: u64,
+    /// Rows of pod or storage files dated outside the unit's month (never summarised).
+    pub other_month_rows: u64,
+    /// Rows with a negative or non-finite quantity (left out of the summary).
+    pub bad_quantity_rows: u64,
     pub table_created: bool,
     /// Listing the files and checking their schemas.
     pub check_ms: u64,
@@ -122,14 +126,22 @@ impl RunReport {
                 self.profile
             ),
         ));
-        if self.malformed_labels > 0 || self.unparsable_timestamps > 0 {
-            lines.push((
-                "anomalies",
-                format!(
-                    "{} malformed label strings read as {{}}, {} rows with an unreadable time skipped",
-                    self.malformed_labels, self.unparsable_timestamps
-                ),
-            ));
+        let anomalies = [
+            (self.malformed_labels, "malformed label strings read as {}"),
+            (self.unparsable_timestamps, "rows with an unreadable time skipped"),
+            (self.other_month_rows, "rows of another month skipped"),
+            (
+                self.bad_quantity_rows,
+                "rows with a negative or non-finite quantity skipped",
+            ),
+        ];
+        let found: Vec<String> = anomalies
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        if !found.is_empty() {
+            lines.push(("anomalies", found.join(", ")));
         }
         let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let mut out = String::new();

@@ -79,7 +79,9 @@ pub fn request(unit: UnitOfWork, root: &Path, url: &str, config: Config) -> RunR
 
 /// Runs a request to the end and returns its report.
 pub async fn run_unit(req: &RunRequest) -> costagg::error::Result<costagg::report::RunReport> {
-    Ok(costagg::run(req, &Default::default()).await?.report)
+    Ok(costagg::run(req, &Default::default(), std::future::pending())
+        .await?
+        .report)
 }
 
 /// A config enabling the generator's label keys.

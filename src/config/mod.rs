@@ -62,6 +62,19 @@ pub struct InputConfig {
     pub hourly_template: String,
     /// Folder of one report type's daily roll-up files for one unit, relative to `root`.
     pub daily_template: String,
+    /// What to do with malformed rows (label JSON that is not an object, negative or
+    /// non-finite quantities, rows of another month): `skip` them and report the counts, or
+    /// `fail` the unit. Unreadable files and schema errors always fail.
+    pub bad_rows: BadRows,
+}
+
+/// The policy for malformed rows (SPEC §5: skip and report by default).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BadRows {
+    #[default]
+    Skip,
+    Fail,
 }
 
 /// koku's warehouse layout, from its `get_path_prefix` (not the one in its architecture docs).
@@ -77,6 +90,7 @@ impl Default for InputConfig {
             root: None,
             hourly_template: DEFAULT_HOURLY_TEMPLATE.into(),
             daily_template: DEFAULT_DAILY_TEMPLATE.into(),
+            bad_rows: BadRows::Skip,
         }
     }
 }
@@ -94,6 +108,10 @@ pub struct DatabaseConfig {
     pub statement_timeout_seconds: u64,
     /// How long to wait for the server to accept a connection.
     pub connect_timeout_seconds: u64,
+    /// Connection attempts at start-up before giving up (1 = no retry); waits double from one
+    /// second between attempts, at most `connect_retry_max_seconds`.
+    pub connect_attempts: u32,
+    pub connect_retry_max_seconds: u64,
 }
 
 /// A run that waits longer than this for another run of the same unit has likely hit a stuck
@@ -101,6 +119,10 @@ pub struct DatabaseConfig {
 pub const DEFAULT_LOCK_TIMEOUT_SECONDS: u64 = 300;
 /// Ten seconds covers a cold server start in a pod; longer hides a wrong host.
 pub const DEFAULT_CONNECT_TIMEOUT_SECONDS: u64 = 10;
+/// Five attempts (waits of 1, 2, 4 and 8 s) ride out a server restart or failover, and give up
+/// within half a minute when the database is really gone.
+pub const DEFAULT_CONNECT_ATTEMPTS: u32 = 5;
+pub const DEFAULT_CONNECT_RETRY_MAX_SECONDS: u64 = 8;
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
@@ -110,6 +132,8 @@ impl Default for DatabaseConfig {
             lock_timeout_seconds: DEFAULT_LOCK_TIMEOUT_SECONDS,
             statement_timeout_seconds: 0,
             connect_timeout_seconds: DEFAULT_CONNECT_TIMEOUT_SECONDS,
+            connect_attempts: DEFAULT_CONNECT_ATTEMPTS,
+            connect_retry_max_seconds: DEFAULT_CONNECT_RETRY_MAX_SECONDS,
         }
     }
 }
@@ -122,6 +146,8 @@ impl fmt::Debug for DatabaseConfig {
             .field("lock_timeout_seconds", &self.lock_timeout_seconds)
             .field("statement_timeout_seconds", &self.statement_timeout_seconds)
             .field("connect_timeout_seconds", &self.connect_timeout_seconds)
+            .field("connect_attempts", &self.connect_attempts)
+            .field("connect_retry_max_seconds", &self.connect_retry_max_seconds)
             .finish()
     }
 }
@@ -226,6 +252,9 @@ impl Config {
             if c.namespace.is_empty() {
                 problems.push(format!("`reference.cost_categories[{i}].namespace` is empty"));
             }
+        }
+        if self.database.connect_attempts == 0 {
+            problems.push("`database.connect_attempts` must be at least 1".to_string());
         }
         if !(0.0..=1.0).contains(&self.monitor.memory_warn_share) {
             problems.push("`monitor.memory_warn_share` must be between 0 and 1".to_string());

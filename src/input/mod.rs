@@ -1,6 +1,7 @@
 //! Input: koku's report types, where their files live for a unit, and their schema checks.
 
 pub mod layout;
+pub mod quality;
 pub mod schema;
 pub mod timestamps;
 

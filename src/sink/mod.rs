@@ -3,6 +3,7 @@
 
 pub mod copy;
 pub mod ddl;
+pub mod runs;
 
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ pub fn quote_ident(name: &str) -> String {
 }
 
 /// Opens a connection; the connection task runs on the runtime until the client is dropped.
+/// A server that refuses or cannot be reached is tried `db.connect_attempts` times, waiting
+/// 1, 2, 4 … s (at most `db.connect_retry_max_seconds`) between; other errors (a wrong
+/// password, a missing database) fail at once.
 pub async fn connect(url: &str, db: &DatabaseConfig) -> Result<Client> {
     let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
         Error::config(
@@ -53,16 +57,45 @@ pub async fn connect(url: &str, db: &DatabaseConfig) -> Result<Client> {
         config.connect_timeout(Duration::from_secs(db.connect_timeout_seconds));
     }
     config.application_name("costagg");
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(Error::database("connect"))?;
+    let mut wait = Duration::from_secs(1);
+    let mut attempt = 1;
+    let (client, connection) = loop {
+        match config.connect(tokio_postgres::NoTls).await {
+            Ok(pair) => break pair,
+            Err(e) if attempt < db.connect_attempts && is_unreachable(&e) => {
+                warn!(
+                    attempt, of = db.connect_attempts, wait_seconds = wait.as_secs(), error = %e,
+                    "the database cannot be reached; trying again"
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(db.connect_retry_max_seconds.max(1)));
+                attempt += 1;
+            }
+            Err(e) => return Err(Error::database("connect")(e)),
+        }
+    };
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             warn!(error = %e, "database connection ended with an error");
         }
     });
     Ok(client)
+}
+
+/// Whether a connection error means the server is not there (yet): refused, timed out,
+/// unreachable, or starting up / shutting down.
+fn is_unreachable(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    match e.code() {
+        Some(code) => [
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+        ]
+        .contains(code),
+        // No SQLSTATE: the failure was below the protocol (socket, timeout).
+        None => true,
+    }
 }
 
 /// The enabled OCP tag keys from koku's `reporting_enabledtagkeys`, or `None` when the table is
@@ -168,7 +201,7 @@ pub fn lock_key(unit: &UnitOfWork) -> i64 {
 }
 
 /// The advisory-lock key that serialises creating tables and partitions in a schema.
-fn ddl_lock_key(schema: &str) -> i64 {
+pub(crate) fn ddl_lock_key(schema: &str) -> i64 {
     advisory_key(&format!("costagg/ddl/{schema}"))
 }
 
@@ -247,8 +280,24 @@ where
     futures::pin_mut!(sink);
     let mut buf = BytesMut::with_capacity(copy_buffer_bytes + (64 << 10));
     buf.extend_from_slice(copy::HEADER);
+    // Test-only failpoint: hold the open COPY for a while after its first chunk, so tests can
+    // kill the process or stop the server mid-COPY.
+    let mut pause = std::env::var("COSTAGG_FAILPOINT_COPY_PAUSE_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis);
     while let Some(batch) = batches.next().await {
         copy::encode_batch(&columns, &batch?, &mut buf)?;
+        if let Some(pause) = pause.take() {
+            sink.send(buf.split().freeze())
+                .await
+                .map_err(Error::database("COPY"))?;
+            warn!(
+                pause_ms = pause.as_millis() as u64,
+                "failpoint: pausing inside COPY"
+            );
+            tokio::time::sleep(pause).await;
+        }
         if buf.len() >= copy_buffer_bytes {
             sink.send(buf.split().freeze())
                 .await
