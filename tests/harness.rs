@@ -121,3 +121,121 @@ pub async fn dump(client: &Client, source: &str) -> Vec<String> {
         .map(|r| r.get(0))
         .collect()
 }
+
+/// A PostgreSQL cluster of one test's own, which the test may stop and start again
+/// (`scripts/pg-throwaway.sh` underneath). Removed when dropped.
+pub struct PrivateCluster {
+    dir: String,
+    bin: String,
+    port: u16,
+    pub url: String,
+}
+
+impl PrivateCluster {
+    pub fn start() -> PrivateCluster {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(". scripts/pg-throwaway.sh && pg_throwaway_start && echo \"$PG_THROWAWAY_DIR|$PG_THROWAWAY_URL|$PG_THROWAWAY_BIN\"")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("bash runs");
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            out.status.success(),
+            "cannot start a private cluster: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let parts: Vec<&str> = text.split('|').collect();
+        let url = parts[1].to_string();
+        let port = url::Url::parse(&url).unwrap().port().unwrap();
+        PrivateCluster {
+            dir: parts[0].into(),
+            bin: parts[2].into(),
+            port,
+            url,
+        }
+    }
+
+    /// `pg_ctl` as the cluster's owner (`postgres` when the tests run as root).
+    fn pg_ctl(&self, args: &[&str]) {
+        let as_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .unwrap()
+            .stdout
+            == b"0\n";
+        let pg_ctl = format!("{}/pg_ctl", self.bin);
+        let mut command = if as_root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", &pg_ctl]);
+            c
+        } else {
+            std::process::Command::new(&pg_ctl)
+        };
+        let out = command
+            .args(["-D", &format!("{}/data", self.dir)])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server at once, cutting every connection (a crash, as far as clients know).
+    pub fn stop(&self) {
+        self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&self) {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
+            self.port, self.dir
+        );
+        let log = format!("{}/server.log", self.dir);
+        self.pg_ctl(&["-l", &log, "-w", "-o", &options, "start"]);
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                ". scripts/pg-throwaway.sh; PG_THROWAWAY_DIR={}; PG_THROWAWAY_BIN={}; \
+                 if [ \"$(id -u)\" = 0 ]; then PG_THROWAWAY_AS=(runuser -u postgres --); \
+                 else PG_THROWAWAY_AS=(); fi; pg_throwaway_stop",
+                self.dir, self.bin
+            ))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output();
+    }
+}
+
+/// Asserts that two dumps hold the same rows, quantities equal to 12 significant digits.
+/// Two successful runs of one unit agree to the last digit but for float sums, whose
+/// order in the engine's parallel aggregation (as in Trino's) can move the 15th decimal.
+pub fn assert_same_rows(a: &[String], b: &[String]) {
+    fn same(x: &serde_json::Value, y: &serde_json::Value) -> bool {
+        use serde_json::Value::*;
+        match (x, y) {
+            (Number(p), Number(q)) => {
+                let (p, q) = (p.as_f64().unwrap(), q.as_f64().unwrap());
+                (p - q).abs() <= 1e-12 * p.abs().max(q.abs()).max(1.0)
+            }
+            (Object(p), Object(q)) => {
+                p.len() == q.len() && p.iter().all(|(k, v)| q.get(k).is_some_and(|w| same(v, w)))
+            }
+            _ => x == y,
+        }
+    }
+    assert_eq!(a.len(), b.len(), "row counts differ");
+    for (x, y) in a.iter().zip(b) {
+        let (p, q): (serde_json::Value, serde_json::Value) =
+            (serde_json::from_str(x).unwrap(), serde_json::from_str(y).unwrap());
+        assert!(same(&p, &q), "rows differ:\n{x}\n{y}");
+    }
+}

@@ -4,4 +4,5 @@ mod e2e;
 mod harness;
 mod input;
 mod parity;
+mod reliability;
 mod write;

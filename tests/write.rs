@@ -117,7 +117,7 @@ async fn running_the_same_unit_twice_leaves_identical_contents() {
     let after = dump(&client, SOURCE_A).await;
     assert_eq!(first.rows_written, second.rows_written);
     assert_eq!(second.rows_deleted, first.rows_written);
-    assert_eq!(before, after);
+    assert_same_rows(&before, &after);
 }
 
 #[tokio::test]
@@ -285,9 +285,14 @@ async fn an_existing_koku_table_is_written_into_without_being_altered() {
 
 /// Writes a hand-made pod usage file for one unit.
 /// (hour of October, namespace, node, pod labels, cpu core-seconds, memory byte-seconds).
-type HandRow = (i64, &'static str, &'static str, &'static str, f64, f64);
+pub(crate) type HandRow = (i64, &'static str, &'static str, &'static str, f64, f64);
 
-fn write_pod_file(root: &std::path::Path, source: &str, rows: &[HandRow]) {
+pub(crate) fn write_pod_file(root: &std::path::Path, source: &str, rows: &[HandRow]) {
+    write_pod_file_as(root, source, "hand.parquet", rows);
+}
+
+/// `write_pod_file` under another file name, to put several files in the month's folder.
+pub(crate) fn write_pod_file_as(root: &std::path::Path, source: &str, name: &str, rows: &[HandRow]) {
     let u = unit(source, "2025-10");
     let dir = root.join(costagg::input::layout::render(
         costagg::config::DEFAULT_HOURLY_TEMPLATE,
@@ -340,7 +345,7 @@ fn write_pod_file(root: &std::path::Path, source: &str, rows: &[HandRow]) {
         columns.push(Arc::new(Float64Array::from_iter_values(values)));
     }
     let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let file = std::fs::File::create(dir.join("hand.parquet")).unwrap();
+    let file = std::fs::File::create(dir.join(name)).unwrap();
     let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();

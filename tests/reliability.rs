@@ -1,0 +1,466 @@
+//! Reliability (issue 5): bad input, database faults, concurrent runs and signals, each
+//! provoked for real; after each, the unit's previous rows are byte-for-byte what they were.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use costagg::config::BadRows;
+use costagg::error::Error;
+
+use crate::harness::*;
+use crate::write::{HandRow, write_pod_file, write_pod_file_as};
+
+/// A day of one pod on node n1: 1 core-hour per hour.
+fn day_one() -> Vec<HandRow> {
+    (0..24)
+        .map(|h| (h, "ns", "n1", r#"{"app":"web"}"#, 3600.0, 0.0))
+        .collect()
+}
+
+fn fail_on_bad_rows() -> costagg::config::Config {
+    let mut config = config_with_keys(&["app"]);
+    config.input.bad_rows = BadRows::Fail;
+    config
+}
+
+/// A database holding the unit's rows from a good first run, and their dump.
+async fn with_previous_rows(root: &std::path::Path) -> (String, Vec<String>) {
+    let url = fresh_database().await;
+    write_pod_file(root, SOURCE_A, &day_one());
+    run_unit(&request(
+        unit(SOURCE_A, "2025-10"),
+        root,
+        &url,
+        config_with_keys(&["app"]),
+    ))
+    .await
+    .unwrap();
+    let before = dump(&connect(&url).await, SOURCE_A).await;
+    assert!(!before.is_empty());
+    (url, before)
+}
+
+fn pod_folder(root: &std::path::Path) -> std::path::PathBuf {
+    root.join(costagg::input::layout::render(
+        costagg::config::DEFAULT_HOURLY_TEMPLATE,
+        &unit(SOURCE_A, "2025-10"),
+        costagg::input::ReportType::PodUsage,
+    ))
+}
+
+#[tokio::test]
+async fn bad_files_fail_the_unit_naming_file_and_column_and_leave_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, before) = with_previous_rows(dir.path()).await;
+    let folder = pod_folder(dir.path());
+    let good = std::fs::read(folder.join("hand.parquet")).unwrap();
+
+    // A truncated file (the upload was cut off): half of a good one.
+    std::fs::write(folder.join("cut.parquet"), &good[..good.len() / 2]).unwrap();
+    let e = run_unit(&request(
+        unit(SOURCE_A, "2025-10"),
+        dir.path(),
+        &url,
+        config_with_keys(&["app"]),
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 3);
+    let text = e.to_string();
+    assert!(
+        text.contains("cut.parquet") && text.contains("not a readable Parquet file"),
+        "{text}"
+    );
+    assert_eq!(dump(&connect(&url).await, SOURCE_A).await, before);
+    std::fs::remove_file(folder.join("cut.parquet")).unwrap();
+
+    // A required column missing, and one of an unusable type, in two files: both named.
+    let write = |name: &str, batch: datafusion::arrow::array::RecordBatch| {
+        let file = std::fs::File::create(folder.join(name)).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    };
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(good))
+            .unwrap()
+            .build()
+            .unwrap();
+    let batch = reader.map(Result::unwrap).next().unwrap();
+    let without_node = batch
+        .project(
+            &(0..batch.num_columns())
+                .filter(|&i| batch.schema().field(i).name() != "node")
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    write("no_node.parquet", without_node);
+    let mut columns = batch.columns().to_vec();
+    let cpu = batch.schema().index_of("pod_usage_cpu_core_seconds").unwrap();
+    columns[cpu] = std::sync::Arc::new(datafusion::arrow::array::StringArray::from(vec![
+        "1";
+        batch.num_rows()
+    ]));
+    let mut fields: Vec<_> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[cpu] = datafusion::arrow::datatypes::Field::new(
+        "pod_usage_cpu_core_seconds",
+        datafusion::arrow::datatypes::DataType::Utf8,
+        true,
+    );
+    let schema = std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+    write(
+        "text_cpu.parquet",
+        datafusion::arrow::array::RecordBatch::try_new(schema, columns).unwrap(),
+    );
+    let e = run_unit(&request(
+        unit(SOURCE_A, "2025-10"),
+        dir.path(),
+        &url,
+        config_with_keys(&["app"]),
+    ))
+    .await
+    .unwrap_err();
+    let text = e.to_string();
+    assert_eq!(e.exit_code(), 3);
+    assert!(
+        text.contains("no_node.parquet: column `node` is missing (expected a string (UTF8))"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "text_cpu.parquet: column `pod_usage_cpu_core_seconds` has type Utf8 (expected a number"
+        ),
+        "{text}"
+    );
+    assert_eq!(dump(&connect(&url).await, SOURCE_A).await, before);
+}
+
+#[tokio::test]
+async fn malformed_rows_fail_the_unit_when_asked_and_leave_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, before) = with_previous_rows(dir.path()).await;
+
+    // Rows of September in October's folder; a negative and a NaN quantity.
+    write_pod_file_as(
+        dir.path(),
+        SOURCE_A,
+        "september.parquet",
+        &[(-24, "ns", "n1", "{}", 3600.0, 0.0)],
+    );
+    write_pod_file_as(
+        dir.path(),
+        SOURCE_A,
+        "bad.parquet",
+        &[
+            (5, "ns", "n1", "{}", -3600.0, 0.0),
+            (6, "ns", "n1", "{}", f64::NAN, 0.0),
+        ],
+    );
+    let e = run_unit(&request(
+        unit(SOURCE_A, "2025-10"),
+        dir.path(),
+        &url,
+        fail_on_bad_rows(),
+    ))
+    .await
+    .unwrap_err();
+    assert!(matches!(e, Error::BadRows { .. }));
+    assert_eq!(e.exit_code(), 3);
+    let text = e.to_string();
+    assert!(text.contains("pod_usage: 1 rows outside 2025-10"), "{text}");
+    assert!(
+        text.contains("pod_usage: 2 rows with a negative or non-finite quantity"),
+        "{text}"
+    );
+    assert_eq!(dump(&connect(&url).await, SOURCE_A).await, before);
+
+    // Skipped by default: the run succeeds, counts them, and sums only the good rows.
+    let report = run_unit(&request(
+        unit(SOURCE_A, "2025-10"),
+        dir.path(),
+        &url,
+        config_with_keys(&["app"]),
+    ))
+    .await
+    .unwrap();
+    assert_eq!((report.other_month_rows, report.bad_quantity_rows), (1, 2));
+    let client = connect(&url).await;
+    let cpu: f64 = client
+        .query_one(
+            "SELECT sum(pod_usage_cpu_core_hours)::float8 FROM org1234567.reporting_ocpusagelineitem_daily_summary \
+             WHERE pod_labels IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // 24 good hours of 1 core-hour each; September's row and the bad ones are left out.
+    assert_eq!(cpu, 24.0);
+    std::fs::remove_file(pod_folder(dir.path()).join("september.parquet")).unwrap();
+    std::fs::remove_file(pod_folder(dir.path()).join("bad.parquet")).unwrap();
+
+    // Malformed label JSON, found while summarising: the COPY is abandoned and rolled back.
+    let before = dump(&client, SOURCE_A).await;
+    write_pod_file_as(
+        dir.path(),
+        SOURCE_A,
+        "labels.parquet",
+        &[(7, "ns", "n1", "{app: web", 60.0, 0.0)],
+    );
+    let e = run_unit(&request(
+        unit(SOURCE_A, "2025-10"),
+        dir.path(),
+        &url,
+        fail_on_bad_rows(),
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("1 distinct label strings are not a JSON object"),
+        "{e}"
+    );
+    assert_eq!(dump(&client, SOURCE_A).await, before);
+
+    // Both outcomes are in the run record.
+    let runs: Vec<(String, Option<i32>)> = client
+        .query(
+            "SELECT status, exit_code FROM org1234567.costagg_runs ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected = [("succeeded", 0), ("failed", 3), ("succeeded", 0), ("failed", 3)];
+    assert_eq!(runs, expected.map(|(s, c)| (s.to_string(), Some(c))));
+}
+
+/// The built binary, logging as JSON, with DATABASE_URL set.
+fn costagg_run(root: &std::path::Path, url: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_costagg"));
+    c.args([
+        "run", "--org", ORG, "--source", SOURCE_A, "--month", "2025-10", "--input",
+    ])
+    .arg(root)
+    .env("DATABASE_URL", url)
+    .env("COSTAGG_LOG_FORMAT", "json")
+    .env_remove("COSTAGG_FAILPOINT_COPY_PAUSE_MS")
+    .current_dir(env!("CARGO_MANIFEST_DIR"))
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    c
+}
+
+/// Waits until a costagg COPY is running in this test's database (other tests share the server).
+async fn wait_for_copy(url: &str) {
+    let client = connect(url).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'costagg' AND query LIKE 'COPY%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no COPY started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn finish(child: Child) -> (Option<i32>, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_copy_leaves_the_previous_rows_and_a_rerun_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), SOURCE_A, "2025-10", 3000, 21);
+    let url = fresh_database().await;
+    let (code, stderr) = finish(costagg_run(dir.path(), &url).spawn().unwrap());
+    assert_eq!(code, Some(0), "{stderr}");
+    let client = connect(&url).await;
+    let before = dump(&client, SOURCE_A).await;
+
+    let child = costagg_run(dir.path(), &url)
+        .env("COSTAGG_FAILPOINT_COPY_PAUSE_MS", "60000")
+        .env("COSTAGG_REFERENCE__ENABLED_TAG_KEYS", "[app, version]")
+        .spawn()
+        .unwrap();
+    wait_for_copy(&url).await;
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    let (code, _) = finish(child);
+    assert_eq!(code, None, "killed by a signal");
+    assert_eq!(
+        dump(&client, SOURCE_A).await,
+        before,
+        "the killed run's rows are not visible"
+    );
+
+    let (code, stderr) = finish(costagg_run(dir.path(), &url).spawn().unwrap());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_same_rows(&dump(&client, SOURCE_A).await, &before);
+}
+
+#[tokio::test]
+async fn sigterm_mid_copy_rolls_back_and_exits_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), SOURCE_A, "2025-10", 3000, 22);
+    let url = fresh_database().await;
+    let (code, stderr) = finish(costagg_run(dir.path(), &url).spawn().unwrap());
+    assert_eq!(code, Some(0), "{stderr}");
+    let client = connect(&url).await;
+    let before = dump(&client, SOURCE_A).await;
+
+    let child = costagg_run(dir.path(), &url)
+        .env("COSTAGG_FAILPOINT_COPY_PAUSE_MS", "60000")
+        .env("COSTAGG_REFERENCE__ENABLED_TAG_KEYS", "[app, version]")
+        .spawn()
+        .unwrap();
+    wait_for_copy(&url).await;
+    let sent = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let (code, stderr) = finish(child);
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "exited {:?} after SIGTERM",
+        sent.elapsed()
+    );
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    assert_eq!(dump(&client, SOURCE_A).await, before);
+    let last: (String, Option<String>) = client
+        .query_one(
+            "SELECT status, error FROM org1234567.costagg_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(last.0, "failed");
+    assert!(last.1.unwrap().contains("SIGTERM"));
+
+    // Nothing is left locked: the next run goes through.
+    let (code, stderr) = finish(costagg_run(dir.path(), &url).spawn().unwrap());
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[tokio::test]
+async fn two_runs_of_one_unit_never_interleave_the_second_reports_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), SOURCE_A, "2025-10", 3000, 23);
+    let url = fresh_database().await;
+    let first = costagg_run(dir.path(), &url)
+        .env("COSTAGG_FAILPOINT_COPY_PAUSE_MS", "4000")
+        .spawn()
+        .unwrap();
+    wait_for_copy(&url).await;
+    let second = costagg_run(dir.path(), &url)
+        .env("COSTAGG_DATABASE__LOCK_TIMEOUT_SECONDS", "1")
+        .spawn()
+        .unwrap();
+    let (code, stderr) = finish(second);
+    assert_eq!(code, Some(5), "{stderr}");
+    assert!(
+        stderr.contains("another run holds the lock of unit source"),
+        "{stderr}"
+    );
+    let (code, stderr) = finish(first);
+    assert_eq!(code, Some(0), "{stderr}");
+    let written: i64 = connect(&url)
+        .await
+        .query_one(
+            "SELECT count(*) FROM org1234567.reporting_ocpusagelineitem_daily_summary",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(written > 0);
+}
+
+#[tokio::test]
+async fn a_server_stopped_mid_run_fails_cleanly_and_the_next_run_succeeds() {
+    let cluster = PrivateCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), SOURCE_A, "2025-10", 3000, 24);
+    let (code, stderr) = finish(costagg_run(dir.path(), &cluster.url).spawn().unwrap());
+    assert_eq!(code, Some(0), "{stderr}");
+    let before = dump(&connect(&cluster.url).await, SOURCE_A).await;
+
+    let child = costagg_run(dir.path(), &cluster.url)
+        .env("COSTAGG_FAILPOINT_COPY_PAUSE_MS", "3000")
+        .env("COSTAGG_REFERENCE__ENABLED_TAG_KEYS", "[app, version]")
+        .spawn()
+        .unwrap();
+    wait_for_copy(&cluster.url).await;
+    cluster.stop();
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("database"), "{stderr}");
+
+    cluster.restart();
+    assert_eq!(
+        dump(&connect(&cluster.url).await, SOURCE_A).await,
+        before,
+        "the cut COPY left nothing"
+    );
+    let (code, stderr) = finish(costagg_run(dir.path(), &cluster.url).spawn().unwrap());
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_until_the_server_is_up_and_then_fails_clearly() {
+    let cluster = PrivateCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    write_pod_file(dir.path(), SOURCE_A, &day_one());
+    cluster.stop();
+
+    // Down for good: two attempts, then exit 4 naming the stage; the password never shows.
+    let mut secret = url::Url::parse(&cluster.url).unwrap();
+    secret.set_password(Some("s3cret-pw")).unwrap();
+    let started = Instant::now();
+    let (code, stderr) = finish(
+        costagg_run(dir.path(), secret.as_str())
+            .env("COSTAGG_DATABASE__CONNECT_ATTEMPTS", "2")
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("database (connect)"), "{stderr}");
+    assert!(stderr.contains("trying again"), "{stderr}");
+    assert!(!stderr.contains("s3cret-pw"), "{stderr}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+
+    // Back within the retries: the run waits for it and succeeds.
+    let child = costagg_run(dir.path(), secret.as_str()).spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cluster.restart();
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("trying again"), "{stderr}");
+    assert!(
+        !stderr.contains("s3cret-pw"),
+        "the password never appears in logs"
+    );
+}
