@@ -45,7 +45,7 @@ pub enum Error {
     )]
     BadRows { problems: String },
 
-    #[error("database ({stage}): {source}")]
+    #[error("database ({stage}): {}", describe_database(.source))]
     Database {
         stage: &'static str,
         #[source]
@@ -82,6 +82,32 @@ pub enum Error {
 
     #[error("internal error (a bug in costagg, please report it): {0}")]
     Internal(String),
+}
+
+/// A tokio-postgres error with what lies under it: the server's message (and detail, hint)
+/// for a server error, else the chain of causes ("error connecting to server: Connection
+/// refused"). Its own `Display` is only "db error" for the former.
+fn describe_database(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} ({})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!("; {detail}"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!("; hint: {hint}"));
+        }
+        return text;
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(&format!(": {next}"));
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn join_lines(errors: &[Error]) -> String {

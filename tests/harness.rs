@@ -184,6 +184,65 @@ impl PrivateCluster {
         );
     }
 
+    /// Turns TLS on with a certificate for `localhost` only, signed by a new CA, and refuses
+    /// connections without TLS; returns the CA certificate's path.
+    pub fn require_tls(&self) -> std::path::PathBuf {
+        let data = std::path::Path::new(&self.dir).join("data");
+        let (cert, key) = (data.join("server.crt"), data.join("server.key"));
+        // A CA of the test's own, and a server certificate it signs for `localhost`.
+        let script = format!(
+            "set -e; cd {dir}; ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'; \
+             openssl req -x509 $ec -days 2 -subj /CN=costagg-test-ca -keyout ca.key -out ca.pem; \
+             openssl req $ec -subj /CN=localhost -keyout {key} -out server.csr; \
+             printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > server.ext; \
+             openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+                 -extfile server.ext -out {cert}",
+            dir = self.dir,
+            key = key.display(),
+            cert = cert.display()
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .unwrap();
+        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+        conf.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(data.join("postgresql.conf"), conf).unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let as_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .unwrap()
+            .stdout
+            == b"0\n";
+        if as_root {
+            let chown = std::process::Command::new("chown")
+                .arg("postgres:")
+                .args([
+                    &cert,
+                    &key,
+                    &data.join("pg_hba.conf"),
+                    &data.join("postgresql.conf"),
+                ])
+                .status()
+                .unwrap();
+            assert!(chown.success());
+        }
+        self.stop();
+        self.restart();
+        std::path::Path::new(&self.dir).join("ca.pem")
+    }
+
     /// Stops the server at once, cutting every connection (a crash, as far as clients know).
     pub fn stop(&self) {
         self.pg_ctl(&["-m", "immediate", "-w", "stop"]);

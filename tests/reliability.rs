@@ -464,3 +464,82 @@ async fn a_refused_connection_is_retried_until_the_server_is_up_and_then_fails_c
         "the password never appears in logs"
     );
 }
+
+#[tokio::test]
+async fn tls_is_used_and_verified_as_sslmode_asks() {
+    let cluster = PrivateCluster::start();
+    let ca = cluster.require_tls();
+    let dir = tempfile::tempdir().unwrap();
+    write_pod_file(dir.path(), SOURCE_A, &day_one());
+    // The cluster's URL with another host and TLS settings.
+    let url = |host: &str, query: &str| {
+        let mut u = url::Url::parse(&cluster.url).unwrap();
+        u.set_host(Some(host)).unwrap();
+        u.set_query(Some(query));
+        u.to_string()
+    };
+    let run = |url: String| {
+        finish(
+            costagg_run(dir.path(), &url)
+                .env("COSTAGG_DATABASE__CONNECT_ATTEMPTS", "1")
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let ca = ca.display();
+
+    // The server refuses plain connections, so a success means TLS was used.
+    let (code, stderr) = run(url("127.0.0.1", "sslmode=disable"));
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("no encryption"), "{stderr}");
+    let (code, stderr) = run(url("127.0.0.1", "sslmode=require"));
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // verify-full checks the chain and the name: the certificate names localhost only.
+    let (code, stderr) = run(url("localhost", &format!("sslmode=verify-full&sslrootcert={ca}")));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = run(url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}")));
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
+    let (code, stderr) = run(url("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}")));
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // A CA that did not sign the server's certificate: refused, at once (no retries).
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = other.path().join("other.pem");
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args(["-days", "2", "-subj", "/CN=localhost", "-keyout"])
+        .arg(other.path().join("other.key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let started = Instant::now();
+    let (code, stderr) = finish(
+        costagg_run(
+            dir.path(),
+            &url(
+                "localhost",
+                &format!("sslmode=verify-full&sslrootcert={}", other_ca.display()),
+            ),
+        )
+        .spawn()
+        .unwrap(),
+    );
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(
+        stderr.contains("certificate") && !stderr.contains("trying again"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -4,6 +4,7 @@
 pub mod copy;
 pub mod ddl;
 pub mod runs;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -47,7 +48,8 @@ pub fn quote_ident(name: &str) -> String {
 /// 1, 2, 4 … s (at most `db.connect_retry_max_seconds`) between; other errors (a wrong
 /// password, a missing database) fail at once.
 pub async fn connect(url: &str, db: &DatabaseConfig) -> Result<Client> {
-    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+    let tls = tls::settings(url)?;
+    let mut config: tokio_postgres::Config = tls.url.parse().map_err(|e| {
         Error::config(
             "database.url",
             format!("{} is not a PostgreSQL URL: {e}", redact_url(url)),
@@ -57,10 +59,16 @@ pub async fn connect(url: &str, db: &DatabaseConfig) -> Result<Client> {
         config.connect_timeout(Duration::from_secs(db.connect_timeout_seconds));
     }
     config.application_name("costagg");
+    config.ssl_mode(match tls.mode {
+        tls::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        tls::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        _ => tokio_postgres::config::SslMode::Require,
+    });
+    let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls::client_config(&tls)?);
     let mut wait = Duration::from_secs(1);
     let mut attempt = 1;
     let (client, connection) = loop {
-        match config.connect(tokio_postgres::NoTls).await {
+        match config.connect(connector.clone()).await {
             Ok(pair) => break pair,
             Err(e) if attempt < db.connect_attempts && is_unreachable(&e) => {
                 warn!(
@@ -82,20 +90,41 @@ pub async fn connect(url: &str, db: &DatabaseConfig) -> Result<Client> {
     Ok(client)
 }
 
-/// Whether a connection error means the server is not there (yet): refused, timed out,
-/// unreachable, or starting up / shutting down.
+/// Whether a connection error means the server is not there (yet): refused, reset, timed out,
+/// unreachable, or starting up / shutting down. A TLS failure (a certificate that does not
+/// verify) or an authentication error is not: retrying would not change it.
 fn is_unreachable(e: &tokio_postgres::Error) -> bool {
+    use std::error::Error as _;
+    use std::io::ErrorKind::*;
     use tokio_postgres::error::SqlState;
-    match e.code() {
-        Some(code) => [
+    if let Some(code) = e.code() {
+        return [
             SqlState::CANNOT_CONNECT_NOW,
             SqlState::ADMIN_SHUTDOWN,
             SqlState::CRASH_SHUTDOWN,
         ]
-        .contains(code),
-        // No SQLSTATE: the failure was below the protocol (socket, timeout).
-        None => true,
+        .contains(code);
     }
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | NotConnected
+                    | TimedOut
+                    | AddrNotAvailable
+                    | HostUnreachable
+                    | NetworkUnreachable
+                    | UnexpectedEof
+            );
+        }
+        source = s.source();
+    }
+    // No I/O error underneath: the connect timeout, or the server closing on us.
+    true
 }
 
 /// The enabled OCP tag keys from koku's `reporting_enabledtagkeys`, or `None` when the table is
