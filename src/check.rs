@@ -8,6 +8,7 @@ use crate::cli::CheckArgs;
 use crate::config::{self, Config, redact_url};
 use crate::error::{Error, Result};
 use crate::input::layout::list_units;
+use crate::input::store::InputStore;
 use crate::sink;
 
 /// koku's tables costagg reads when a schema has them.
@@ -74,7 +75,7 @@ pub async fn check(args: &CheckArgs) -> CheckOutcome {
     };
     line(&mut out, "database", database);
     let units = match &config.input.root {
-        Some(root) => check_input(Path::new(root), &config),
+        Some(root) => check_input(root, &config).await,
         None => Err(Error::config(
             "--input",
             "is not set (or input.root in the config)",
@@ -152,21 +153,21 @@ async fn check_database(url: &str, config: &Config, schema: Option<&str>) -> Res
 }
 
 /// The input root's units, as a summary line and a listing.
-fn check_input(root: &Path, config: &Config) -> Result<(String, String)> {
-    if root.to_string_lossy().starts_with("s3://") {
-        return Err(Error::config(
-            "--input",
-            "s3:// input is not supported yet; use a local folder",
-        ));
-    }
-    if !root.is_dir() {
+async fn check_input(root: &str, config: &Config) -> Result<(String, String)> {
+    let store = InputStore::open(root, &config.input.s3)?;
+    let top = store.location("");
+    if !root.starts_with("s3://") && !Path::new(root).is_dir() {
         return Err(Error::NoInput {
             report: "any".into(),
-            searched: root.display().to_string(),
+            searched: store.display(&top),
         });
     }
-    let units = list_units(root, &config.input.hourly_template)?;
-    let summary = format!("{}: {} units with pod usage files", root.display(), units.len());
+    let units = list_units(&store, &config.input.hourly_template).await?;
+    let summary = format!(
+        "{}: {} units with pod usage files",
+        store.display(&top),
+        units.len()
+    );
     let mut listing = String::new();
     if !units.is_empty() {
         listing.push_str("\nunits (org, source, month, pod usage files):\n");

@@ -45,6 +45,9 @@ pub enum Error {
     )]
     BadRows { problems: String },
 
+    #[error("input store: {location}: {problem}")]
+    Store { location: String, problem: String },
+
     #[error("database ({stage}): {}", describe_database(.source))]
     Database {
         stage: &'static str,
@@ -138,7 +141,7 @@ impl Error {
             | Error::NoInput { .. }
             | Error::NoRowsInRange { .. }
             | Error::BadRows { .. } => 3,
-            Error::Database { .. } | Error::DatabaseSchema(_) | Error::Io { .. } => 4,
+            Error::Database { .. } | Error::DatabaseSchema(_) | Error::Io { .. } | Error::Store { .. } => 4,
             Error::UnitLocked { .. } => 5,
             // 128 + the signal number, as a shell reports a process ended by it.
             Error::Interrupted { signal } => match *signal {

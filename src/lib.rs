@@ -16,7 +16,6 @@ pub mod summary;
 pub mod telemetry;
 pub mod unit;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,6 +26,7 @@ use tracing::{Instrument, info, info_span, warn};
 use config::{BadRows, Config, Profile};
 use error::{Error, Result};
 use input::ReportType;
+use input::store::InputStore;
 use report::{InputCount, Preview, Progress, RunReport};
 use summary::labels::EnabledKeys;
 use summary::{Reference, RowCounts};
@@ -36,7 +36,8 @@ use unit::{ClusterIdentity, UnitOfWork};
 #[derive(Debug, Clone)]
 pub struct RunRequest {
     pub unit: UnitOfWork,
-    pub input_root: PathBuf,
+    /// The input root: a folder or `s3://bucket/prefix`.
+    pub input: InputStore,
     pub config: Config,
     pub profile: Profile,
     /// Required to write; optional for a dry run or `--explain` (reference data then comes
@@ -69,12 +70,7 @@ impl RunRequest {
                 "is required: the folder holding koku's data/parquet tree",
             )
         })?;
-        if root.starts_with("s3://") {
-            return Err(Error::config(
-                "--input",
-                "s3:// input is not supported yet; use a local folder",
-            ));
-        }
+        let input = InputStore::open(&root, &config.input.s3)?;
         let mode = match (args.dry_run, args.explain) {
             (_, true) => Mode::Explain,
             (true, false) => Mode::DryRun,
@@ -112,7 +108,7 @@ impl RunRequest {
         let profile = config.resolve_profile(&std::env::temp_dir())?;
         Ok(RunRequest {
             unit,
-            input_root: PathBuf::from(root),
+            input,
             config,
             profile,
             database_url,
@@ -124,7 +120,7 @@ impl RunRequest {
 /// The checked files of one report type for the unit.
 struct ReportFiles {
     report: ReportType,
-    files: Vec<PathBuf>,
+    files: Vec<object_store::ObjectMeta>,
     /// Some file holds `interval_start` as text.
     text_timestamps: bool,
     /// Rows in the files (all days), from their footers.
@@ -153,19 +149,16 @@ async fn discover(req: &RunRequest) -> Result<UnitFiles> {
     let mut problems = Vec::new();
     for report in ReportType::ALL {
         let (searched, files) =
-            input::layout::list_files(&req.input_root, &req.config.input, &req.unit, report)?;
+            input::layout::list_files(&req.input, &req.config.input, &req.unit, report).await?;
         if files.is_empty() && report.required() {
             return Err(Error::NoInput {
                 report: report.folder().into(),
-                searched: searched.display().to_string(),
+                searched,
             });
         }
-        let checked = files.clone();
-        let found = tokio::task::spawn_blocking(move || input::schema::check_files(report, &checked))
-            .await
-            .map_err(|e| Error::Internal(format!("schema check task failed: {e}")))?;
+        let found = input::schema::check_files(&req.input, report, &files).await;
         problems.extend(found.problems);
-        tracing::debug!(report = report.folder(), files = files.len(), folder = %searched.display(), "listed files");
+        tracing::debug!(report = report.folder(), files = files.len(), folder = %searched, "listed files");
         by_report.push(ReportFiles {
             report,
             files,
@@ -326,7 +319,7 @@ async fn run_unit(
     let ctx = summary::session(&req.profile, &reference, malformed.clone())?;
     let mut unparsable_timestamps = 0;
     for r in &files.by_report {
-        input::schema::register(&ctx, r.report, &r.files, r.text_timestamps)?;
+        input::schema::register(&ctx, &req.input, r.report, &r.files, r.text_timestamps)?;
         if r.text_timestamps {
             unparsable_timestamps += input::schema::count_unparsable_timestamps(&ctx, r.report).await?;
         }
@@ -337,7 +330,7 @@ async fn run_unit(
         .ok_or_else(|| Error::NoRowsInRange {
             start: unit.start_date.to_string(),
             end: unit.end_date.to_string(),
-            searched: req.input_root.display().to_string(),
+            searched: req.input.display(&req.input.location("")),
         })?;
     if first_day > unit.start_date {
         info!(first_day = %first_day, "input starts after the range start; earlier days are kept");

@@ -69,7 +69,7 @@ pub fn unit(source: &str, month: &str) -> UnitOfWork {
 pub fn request(unit: UnitOfWork, root: &Path, url: &str, config: Config) -> RunRequest {
     RunRequest {
         unit,
-        input_root: root.to_path_buf(),
+        input: costagg::input::store::InputStore::open(root.to_str().unwrap(), &Default::default()).unwrap(),
         profile: ProfileSpec::builtin()["small"].resolve("small", &std::env::temp_dir()),
         config,
         database_url: Some(url.to_string()),

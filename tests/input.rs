@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use costagg::config::ProfileSpec;
 use costagg::input::ReportType;
+use costagg::input::store::InputStore;
 use costagg::summary::labels::EnabledKeys;
 use costagg::summary::{Reference, RowCounts, daily_summary, session};
 use datafusion::arrow::array::{
@@ -101,16 +102,14 @@ async fn nanosecond_zoned_integer_large_string_and_text_timestamp_files_read_as_
         |v| (DataType::Utf8, Arc::new(StringArray::from(vec![v]))),
         false,
     );
-    let files: Vec<_> = [("a", a), ("b", b), ("c", c), ("d", d)]
-        .into_iter()
-        .map(|(name, batch)| {
-            let p = dir.path().join(format!("{name}.parquet"));
-            write(&p, &batch);
-            p
-        })
-        .collect();
+    for (name, batch) in [("a", a), ("b", b), ("c", c), ("d", d)] {
+        write(&dir.path().join(format!("{name}.parquet")), &batch);
+    }
+    let store = InputStore::open(dir.path().to_str().unwrap(), &Default::default()).unwrap();
+    let files = store.list(&store.location("")).await.unwrap();
+    assert_eq!(files.len(), 4);
 
-    let checked = costagg::input::schema::check_files(ReportType::PodUsage, &files);
+    let checked = costagg::input::schema::check_files(&store, ReportType::PodUsage, &files).await;
     assert!(checked.problems.is_empty(), "{:?}", checked.problems);
     assert!(checked.text_timestamps);
 
@@ -120,9 +119,9 @@ async fn nanosecond_zoned_integer_large_string_and_text_timestamp_files_read_as_
     };
     let profile = ProfileSpec::default().resolve("test", &std::env::temp_dir());
     let ctx = session(&profile, &reference, Arc::default()).unwrap();
-    costagg::input::schema::register(&ctx, ReportType::PodUsage, &files, true).unwrap();
+    costagg::input::schema::register(&ctx, &store, ReportType::PodUsage, &files, true).unwrap();
     for report in [ReportType::NodeLabels, ReportType::NamespaceLabels] {
-        costagg::input::schema::register(&ctx, report, &[], false).unwrap();
+        costagg::input::schema::register(&ctx, &store, report, &[], false).unwrap();
     }
     let day = chrono::NaiveDate::from_ymd_opt(2025, 10, 1).unwrap();
     let summary = daily_summary(&ctx, day, day, false).await.unwrap();

@@ -66,6 +66,23 @@ pub struct InputConfig {
     /// non-finite quantities, rows of another month): `skip` them and report the counts, or
     /// `fail` the unit. Unreadable files and schema errors always fail.
     pub bad_rows: BadRows,
+    /// S3 settings for an `s3://` root; credentials come from the environment (`AWS_*`).
+    pub s3: S3Config,
+}
+
+/// S3, MinIO or Ceph/ODF: what the environment's `AWS_*` variables do not already say.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint for MinIO/Ceph, e.g. `https://minio.example:9000` (default: AWS, or
+    /// `AWS_ENDPOINT_URL`). An `http://` endpoint allows plain HTTP.
+    pub endpoint: Option<String>,
+    /// Region (default: `AWS_REGION`, else us-east-1).
+    pub region: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`), which MinIO and Ceph usually need.
+    pub path_style: bool,
+    /// A PEM file of CA certificates to trust besides the system's (TLS is always verified).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The policy for malformed rows (SPEC §5: skip and report by default).
@@ -91,6 +108,7 @@ impl Default for InputConfig {
             hourly_template: DEFAULT_HOURLY_TEMPLATE.into(),
             daily_template: DEFAULT_DAILY_TEMPLATE.into(),
             bad_rows: BadRows::Skip,
+            s3: S3Config::default(),
         }
     }
 }

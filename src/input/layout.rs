@@ -1,10 +1,13 @@
 //! koku's path layout: where one report type's files for one unit live, and listing them.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+
+use object_store::ObjectMeta;
 
 use crate::config::InputConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::input::ReportType;
+use crate::input::store::InputStore;
 use crate::unit::UnitOfWork;
 
 /// The month folder of one report type for a unit, from a template such as
@@ -20,20 +23,21 @@ pub fn render(template: &str, unit: &UnitOfWork, report: ReportType) -> String {
 
 /// The files of one report type for a unit: the hourly folder, else the daily roll-up folder.
 /// Returns the folder searched (the hourly one when both are empty) and the files, sorted.
-pub fn list_files(
-    root: &Path,
+pub async fn list_files(
+    store: &InputStore,
     input: &InputConfig,
     unit: &UnitOfWork,
     report: ReportType,
-) -> Result<(PathBuf, Vec<PathBuf>)> {
-    let hourly = root.join(render(&input.hourly_template, unit, report));
-    let files = list_dir(&hourly)?;
+) -> Result<(String, Vec<ObjectMeta>)> {
+    let hourly = store.location(&render(&input.hourly_template, unit, report));
+    let files = store.list(&hourly).await?;
     if !files.is_empty() || report == ReportType::PodUsage {
-        return Ok((hourly, files));
+        return Ok((store.display(&hourly), files));
     }
-    let daily = root.join(render(&input.daily_template, unit, report));
-    let files = list_dir(&daily)?;
-    Ok((if files.is_empty() { hourly } else { daily }, files))
+    let daily = store.location(&render(&input.daily_template, unit, report));
+    let files = store.list(&daily).await?;
+    let searched = if files.is_empty() { &hourly } else { &daily };
+    Ok((store.display(searched), files))
 }
 
 /// A unit's pod usage month folder found under a root.
@@ -46,62 +50,60 @@ pub struct FoundUnit {
     pub files: usize,
 }
 
-/// The units whose pod usage folders hold files under `root`, found by matching `template`'s
-/// folders level by level (a level is a literal, or text around one `{placeholder}`).
-pub fn list_units(root: &Path, template: &str) -> Result<Vec<FoundUnit>> {
+/// The units whose pod usage folders hold files under the root: every object below the
+/// template's leading literal folders, matched against the template level by level (a level
+/// is a literal, or text around one `{placeholder}`).
+pub async fn list_units(store: &InputStore, template: &str) -> Result<Vec<FoundUnit>> {
     let template = template.replace("{folder}", ReportType::PodUsage.folder());
     let levels: Vec<&str> = template.split('/').filter(|l| !l.is_empty()).collect();
-    let mut found = Vec::new();
-    walk(root, &levels, &mut Vec::new(), &mut found)?;
-    found.sort_by(|a, b| (&a.org, &a.source, &a.month).cmp(&(&b.org, &b.source, &b.month)));
-    Ok(found)
-}
-
-fn walk(
-    dir: &Path,
-    levels: &[&str],
-    values: &mut Vec<(String, String)>,
-    found: &mut Vec<FoundUnit>,
-) -> Result<()> {
-    let Some((level, rest)) = levels.split_first() else {
-        let files = list_dir(dir)?.len();
-        let value = |name: &str| {
-            values
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or(String::new(), |(_, v)| v.clone())
-        };
-        if files > 0 {
-            found.push(FoundUnit {
-                org: value("org"),
-                source: value("source"),
-                month: format!("{}-{}", value("year"), value("month")),
-                files,
-            });
+    let literal = levels.iter().take_while(|l| placeholder(l).is_none()).count();
+    let start = store.location(&levels[..literal].join("/"));
+    let skip = start.parts().count();
+    let mut units: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for meta in store.list(&start).await? {
+        let parts: Vec<String> = meta
+            .location
+            .parts()
+            .skip(skip)
+            .map(|p| p.as_ref().to_string())
+            .collect();
+        let rest = &levels[literal..];
+        if parts.len() <= rest.len() {
+            continue;
         }
-        return Ok(());
-    };
-    let Some((prefix, name, suffix)) = placeholder(level) else {
-        let next = dir.join(level);
-        return if next.is_dir() {
-            walk(&next, rest, values, found)
-        } else {
-            Ok(())
-        };
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let folder = entry.file_name().to_string_lossy().to_string();
-        let value = folder.strip_prefix(prefix).and_then(|v| v.strip_suffix(suffix));
-        if let Some(value) = value.filter(|v| !v.is_empty() && entry.path().is_dir()) {
-            values.push((name.to_string(), value.to_string()));
-            walk(&entry.path(), rest, values, found)?;
-            values.pop();
+        let mut values: BTreeMap<&str, &str> = BTreeMap::new();
+        let matched = rest
+            .iter()
+            .zip(&parts)
+            .all(|(level, part)| match placeholder(level) {
+                None => level == part,
+                Some((prefix, name, suffix)) => {
+                    let value = part.strip_prefix(prefix).and_then(|v| v.strip_suffix(suffix));
+                    value
+                        .filter(|v| !v.is_empty())
+                        .map(|v| values.insert(name, v))
+                        .is_some()
+                }
+            });
+        if matched {
+            let value = |name: &str| values.get(name).map_or(String::new(), |v| v.to_string());
+            let key = (
+                value("org"),
+                value("source"),
+                format!("{}-{}", value("year"), value("month")),
+            );
+            *units.entry(key).or_default() += 1;
         }
     }
-    Ok(())
+    Ok(units
+        .into_iter()
+        .map(|((org, source, month), files)| FoundUnit {
+            org,
+            source,
+            month,
+            files,
+        })
+        .collect())
 }
 
 /// `source={source}` → (`source=`, `source`, ``); `None` for a literal level.
@@ -109,44 +111,6 @@ fn placeholder(level: &str) -> Option<(&str, &str, &str)> {
     let open = level.find('{')?;
     let close = open + level[open..].find('}')?;
     Some((&level[..open], &level[open + 1..close], &level[close + 1..]))
-}
-
-/// Every data file under `dir`, any depth (tolerates `day=DD/` levels), skipping hidden and
-/// marker files (`.crc`, `_SUCCESS`). A missing folder has no files.
-fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        let entries = match std::fs::read_dir(&d) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return Err(Error::InputUnreadable {
-                    file: d.display().to_string(),
-                    problem: e.to_string(),
-                });
-            }
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::InputUnreadable {
-                file: d.display().to_string(),
-                problem: e.to_string(),
-            })?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') || name.starts_with('_') {
-                continue;
-            }
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -181,8 +145,12 @@ mod tests {
         );
     }
 
-    #[test]
-    fn units_are_found_by_matching_the_template_level_by_level() {
+    fn local(dir: &std::path::Path) -> InputStore {
+        InputStore::open(dir.to_str().unwrap(), &Default::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn units_are_found_by_matching_the_template_level_by_level() {
         let dir = tempfile::tempdir().unwrap();
         let template = crate::config::DEFAULT_HOURLY_TEMPLATE;
         let mut other = unit();
@@ -194,7 +162,7 @@ mod tests {
         }
         // A pod usage folder that is not a source= level is not a unit.
         std::fs::create_dir_all(dir.path().join("data/parquet/org1/OCP/pod_usage/tmp")).unwrap();
-        let units = list_units(dir.path(), template).unwrap();
+        let units = list_units(&local(dir.path()), template).await.unwrap();
         assert_eq!(
             units,
             [FoundUnit {
@@ -206,8 +174,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn listing_descends_into_day_folders_and_skips_markers() {
+    #[tokio::test]
+    async fn listing_descends_into_day_folders_and_skips_markers() {
         let dir = tempfile::tempdir().unwrap();
         let month = dir.path().join(render(
             crate::config::DEFAULT_HOURLY_TEMPLATE,
@@ -219,10 +187,13 @@ mod tests {
         std::fs::write(month.join("day=01/b.parquet"), b"").unwrap();
         std::fs::write(month.join("_SUCCESS"), b"").unwrap();
         std::fs::write(month.join(".a.parquet.crc"), b"").unwrap();
-        let (_, files) = list_files(dir.path(), &Default::default(), &unit(), ReportType::PodUsage).unwrap();
+        let store = local(dir.path());
+        let (_, files) = list_files(&store, &Default::default(), &unit(), ReportType::PodUsage)
+            .await
+            .unwrap();
         let names: Vec<_> = files
             .iter()
-            .map(|f| f.file_name().unwrap().to_string_lossy().to_string())
+            .map(|f| f.location.filename().unwrap().to_string())
             .collect();
         assert_eq!(names, ["a.parquet", "b.parquet"]);
     }

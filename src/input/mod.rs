@@ -3,6 +3,7 @@
 pub mod layout;
 pub mod quality;
 pub mod schema;
+pub mod store;
 pub mod timestamps;
 
 use std::sync::Arc;

@@ -1,17 +1,20 @@
 //! Schema checks that name the file and column, and registering checked files as tables.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::prelude::SessionContext;
 use datafusion::prelude::{Expr, col};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use futures::StreamExt;
+use object_store::ObjectMeta;
+use parquet::arrow::parquet_to_arrow_schema;
 
 use crate::error::{Error, Result};
+use crate::input::store::InputStore;
 use crate::input::timestamps::TextTimestamp;
 use crate::input::{Kind, ReportType};
 
@@ -40,7 +43,7 @@ pub fn is_text(t: &DataType) -> bool {
 }
 
 /// Every problem of one file against a report type's columns.
-pub fn check_schema(file: &Path, report: ReportType, schema: &Schema) -> Vec<Error> {
+pub fn check_schema(file: &str, report: ReportType, schema: &Schema) -> Vec<Error> {
     let mut problems = Vec::new();
     for column in report.columns() {
         let problem = match schema.field_with_name(column.name) {
@@ -50,7 +53,7 @@ pub fn check_schema(file: &Path, report: ReportType, schema: &Schema) -> Vec<Err
         };
         if let Some(problem) = problem {
             problems.push(Error::InputSchema {
-                file: file.display().to_string(),
+                file: file.to_string(),
                 column: column.name.to_string(),
                 expected: column.kind.describe().to_string(),
                 problem,
@@ -73,30 +76,39 @@ pub struct Checked {
     pub bytes: u64,
 }
 
-/// Reads each file's footer and checks its columns.
-pub fn check_files(report: ReportType, files: &[PathBuf]) -> Checked {
+/// Reads each file's footer (eight at a time) and checks its columns.
+pub async fn check_files(store: &InputStore, report: ReportType, files: &[ObjectMeta]) -> Checked {
+    let footers: Vec<_> = futures::stream::iter(files)
+        .map(|meta| async move {
+            let footer = DFParquetMetadata::new(store.store.as_ref(), meta)
+                .fetch_metadata()
+                .await;
+            let schema = footer.and_then(|m| {
+                let file = m.file_metadata();
+                let schema = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())?;
+                Ok((file.num_rows(), schema))
+            });
+            (meta, schema)
+        })
+        .buffered(8)
+        .collect()
+        .await;
     let mut checked = Checked::default();
-    for file in files {
-        let unreadable = |problem: String| Error::InputUnreadable {
-            file: file.display().to_string(),
-            problem,
-        };
-        let opened = std::fs::File::open(file).map_err(|e| unreadable(e.to_string()));
-        let builder = opened.and_then(|f| {
-            ParquetRecordBatchReaderBuilder::try_new(f)
-                .map_err(|e| unreadable(format!("not a readable Parquet file ({e})")))
-        });
-        match builder {
-            Ok(b) => {
-                checked.rows += b.metadata().file_metadata().num_rows().max(0) as u64;
-                checked.bytes += std::fs::metadata(file).map_or(0, |m| m.len());
-                let schema = b.schema();
-                checked.problems.extend(check_schema(file, report, schema));
+    for (meta, footer) in footers {
+        let file = store.display(&meta.location);
+        match footer {
+            Ok((rows, schema)) => {
+                checked.rows += rows.max(0) as u64;
+                checked.bytes += meta.size;
+                checked.problems.extend(check_schema(&file, report, &schema));
                 if let Ok(f) = schema.field_with_name("interval_start") {
                     checked.text_timestamps |= is_text(f.data_type());
                 }
             }
-            Err(e) => checked.problems.push(e),
+            Err(e) => checked.problems.push(Error::InputUnreadable {
+                file,
+                problem: format!("not a readable Parquet file ({e})"),
+            }),
         }
     }
     checked
@@ -109,8 +121,9 @@ pub fn check_files(report: ReportType, files: &[PathBuf]) -> Checked {
 /// it (`koku_timestamp`).
 pub fn register(
     ctx: &SessionContext,
+    store: &InputStore,
     report: ReportType,
-    files: &[PathBuf],
+    files: &[ObjectMeta],
     text_timestamps: bool,
 ) -> Result<()> {
     let canonical = report.table_schema();
@@ -130,15 +143,10 @@ pub fn register(
     let table: Arc<dyn datafusion::catalog::TableProvider> = if files.is_empty() {
         Arc::new(MemTable::try_new(schema, vec![vec![]])?)
     } else {
+        store.register(ctx);
         let urls = files
             .iter()
-            .map(|f| {
-                let absolute = std::path::absolute(f).map_err(|e| Error::Io {
-                    path: f.clone(),
-                    source: e,
-                })?;
-                Ok(ListingTableUrl::parse(absolute.to_string_lossy())?)
-            })
+            .map(|f| store.table_url(&f.location))
             .collect::<Result<Vec<_>>>()?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension("");
         let config = ListingTableConfig::new_with_multi_paths(urls)
@@ -195,7 +203,7 @@ mod tests {
             ),
             Field::new("node", DataType::Int64, true),
         ]);
-        let problems = check_schema(Path::new("x.parquet"), ReportType::NodeLabels, &schema);
+        let problems = check_schema("x.parquet", ReportType::NodeLabels, &schema);
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(
             text,
