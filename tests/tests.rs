@@ -5,4 +5,5 @@ mod harness;
 mod input;
 mod parity;
 mod reliability;
+mod s3;
 mod write;

@@ -96,7 +96,18 @@ impl InputStore {
         let prefix_parts = folder.parts().count();
         let listed: Vec<ObjectMeta> = match self.store.list(Some(folder)).try_collect().await {
             Ok(listed) => listed,
-            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            // A missing folder is an empty one; S3 lists a missing prefix as empty, so there
+            // a 404 (NoSuchBucket, reported as a generic error) means the bucket itself.
+            Err(object_store::Error::NotFound { .. }) if self.base.scheme() == "file" => Vec::new(),
+            Err(e)
+                if matches!(e, object_store::Error::NotFound { .. })
+                    || e.to_string().contains("NoSuchBucket") =>
+            {
+                return Err(Error::InputUnreadable {
+                    file: self.base.to_string(),
+                    problem: "the bucket does not exist (or this key may not see it)".into(),
+                });
+            }
             Err(e) => return Err(self.error(folder, e)),
         };
         let mut files: Vec<ObjectMeta> = listed
@@ -132,22 +143,29 @@ impl InputStore {
     /// input (3), refused credentials → config (2), anything else → unavailable (4).
     pub fn error(&self, location: &Path, e: object_store::Error) -> Error {
         let at = self.display(location);
+        let text = e.to_string();
+        // S3 list requests report a refused key as a generic error carrying the HTTP status.
+        let refused = matches!(
+            e,
+            object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+        ) || text.contains("403 Forbidden")
+            || text.contains("401 Unauthorized");
+        if refused {
+            return Error::config(
+                "input credentials",
+                format!(
+                    "{at} refused them ({text}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the role"
+                ),
+            );
+        }
         match e {
             object_store::Error::NotFound { .. } => Error::InputUnreadable {
                 file: at,
-                problem: format!("not found ({e})"),
+                problem: format!("not found ({text})"),
             },
-            object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
-                Error::config(
-                    "input credentials",
-                    format!(
-                        "{at} refused them ({e}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the role"
-                    ),
-                )
-            }
-            e => Error::Store {
+            _ => Error::Store {
                 location: at,
-                problem: e.to_string(),
+                problem: text,
             },
         }
     }
