@@ -79,7 +79,7 @@ pub struct RunArgs {
     /// The cluster's source UUID.
     #[arg(long, env = "COSTAGG_SOURCE")]
     pub source: uuid::Uuid,
-    /// The month, YYYY-MM.
+    /// The month: YYYY-MM, or `current` / `previous` (UTC), as a CronJob would pass.
     #[arg(long, env = "COSTAGG_MONTH")]
     pub month: String,
     /// First day to summarise, YYYY-MM-DD (default: the month's first day).

@@ -67,9 +67,30 @@ impl ClusterIdentity {
 }
 
 impl UnitOfWork {
-    /// Parses `YYYY-MM` into (year, month).
+    /// Parses `YYYY-MM` into (year, month); `current` and `previous` are the UTC month now and
+    /// the one before (a CronJob cannot compute a date without a shell).
     pub fn parse_month(text: &str) -> Result<(i32, u32)> {
-        let bad = || Error::config("--month", format!("`{text}` is not a month like 2025-10"));
+        Self::parse_month_at(text, chrono::Utc::now().date_naive())
+    }
+
+    fn parse_month_at(text: &str, today: NaiveDate) -> Result<(i32, u32)> {
+        use chrono::Datelike;
+        match text {
+            "current" => return Ok((today.year(), today.month())),
+            "previous" => {
+                let last = Self::first_day(today.year(), today.month())
+                    .pred_opt()
+                    .expect("a day before the first");
+                return Ok((last.year(), last.month()));
+            }
+            _ => {}
+        }
+        let bad = || {
+            Error::config(
+                "--month",
+                format!("`{text}` is not a month like 2025-10 (or current, previous)"),
+            )
+        };
         let (y, m) = text.split_once('-').ok_or_else(bad)?;
         let year: i32 = y.parse().map_err(|_| bad())?;
         let month: u32 = m.parse().map_err(|_| bad())?;
@@ -192,6 +213,9 @@ mod tests {
     #[test]
     fn months_parse_and_know_their_length() {
         assert_eq!(UnitOfWork::parse_month("2025-02").unwrap(), (2025, 2));
+        let jan = NaiveDate::from_ymd_opt(2026, 1, 15).unwrap();
+        assert_eq!(UnitOfWork::parse_month_at("current", jan).unwrap(), (2026, 1));
+        assert_eq!(UnitOfWork::parse_month_at("previous", jan).unwrap(), (2025, 12));
         assert!(UnitOfWork::parse_month("2025-13").is_err());
         assert!(UnitOfWork::parse_month("2025-1").is_err());
         assert_eq!(UnitOfWork::days_in_month(2024, 2), 29);

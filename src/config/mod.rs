@@ -469,4 +469,23 @@ mod tests {
         }
         assert!(seen > 0);
     }
+
+    #[test]
+    fn the_kubernetes_configmaps_config_parses_validates_and_resolves() {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/configmap.yaml");
+        let map: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+        let text = map["data"]["costagg.yaml"].as_str().expect("data.costagg.yaml");
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        let c = Config::load(Some(file.path()), []).unwrap();
+        c.validate().unwrap();
+        let profile = c.resolve_profile(Path::new("/tmp")).unwrap();
+        assert_eq!(
+            profile.spill_dir,
+            Path::new("/spill"),
+            "spills into the CronJob's emptyDir"
+        );
+        assert!(c.input.root.as_deref().unwrap().starts_with("s3://"));
+    }
 }
