@@ -288,22 +288,48 @@ fn finish(child: Child) -> (Option<i32>, String) {
     )
 }
 
-#[tokio::test]
-async fn a_worker_killed_mid_copy_leaves_the_previous_rows_and_a_rerun_succeeds() {
+/// A unit written once, and a second run (with other enabled keys, so its rows would differ)
+/// held inside its COPY by the failpoint.
+struct Paused {
+    dir: tempfile::TempDir,
+    url: String,
+    client: tokio_postgres::Client,
+    before: Vec<String>,
+    child: Child,
+}
+
+async fn paused_in_copy(seed: u64) -> Paused {
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), SOURCE_A, "2025-10", 3000, 21);
+    generate(dir.path(), SOURCE_A, "2025-10", 3000, seed);
     let url = fresh_database().await;
     let (code, stderr) = finish(costagg_run(dir.path(), &url).spawn().unwrap());
     assert_eq!(code, Some(0), "{stderr}");
     let client = connect(&url).await;
     let before = dump(&client, SOURCE_A).await;
-
     let child = costagg_run(dir.path(), &url)
         .env("COSTAGG_FAILPOINT_COPY_PAUSE_MS", "60000")
         .env("COSTAGG_REFERENCE__ENABLED_TAG_KEYS", "[app, version]")
         .spawn()
         .unwrap();
     wait_for_copy(&url).await;
+    Paused {
+        dir,
+        url,
+        client,
+        before,
+        child,
+    }
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_copy_leaves_the_previous_rows_and_a_rerun_succeeds() {
+    let Paused {
+        dir,
+        url,
+        client,
+        before,
+        child,
+    } = paused_in_copy(21).await;
     let pid = child.id().to_string();
     Command::new("kill").args(["-KILL", &pid]).status().unwrap();
     let (code, _) = finish(child);
@@ -321,20 +347,13 @@ async fn a_worker_killed_mid_copy_leaves_the_previous_rows_and_a_rerun_succeeds(
 
 #[tokio::test]
 async fn sigterm_mid_copy_rolls_back_and_exits_promptly() {
-    let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), SOURCE_A, "2025-10", 3000, 22);
-    let url = fresh_database().await;
-    let (code, stderr) = finish(costagg_run(dir.path(), &url).spawn().unwrap());
-    assert_eq!(code, Some(0), "{stderr}");
-    let client = connect(&url).await;
-    let before = dump(&client, SOURCE_A).await;
-
-    let child = costagg_run(dir.path(), &url)
-        .env("COSTAGG_FAILPOINT_COPY_PAUSE_MS", "60000")
-        .env("COSTAGG_REFERENCE__ENABLED_TAG_KEYS", "[app, version]")
-        .spawn()
-        .unwrap();
-    wait_for_copy(&url).await;
+    let Paused {
+        dir,
+        url,
+        client,
+        before,
+        child,
+    } = paused_in_copy(22).await;
     let sent = Instant::now();
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
