@@ -99,21 +99,13 @@ pub async fn check(args: &CheckArgs) -> CheckOutcome {
 
 /// The config as `run` would see it: file, environment, then these flags.
 fn load(args: &CheckArgs) -> Result<(Config, String)> {
-    let path = args.config.clone().or_else(config::default_path);
-    let mut config = Config::load(path.as_deref(), std::env::vars())?;
-    if let Some(p) = &args.profile {
-        config.profile = p.clone();
-    }
-    if let Some(root) = &args.input {
-        config.input.root = Some(root.clone());
-    }
-    if let Some(url) = &args.database_url {
-        config.database.url = Some(url.clone());
-    }
-    if let Some(schema) = &args.schema {
-        config.database.schema = Some(schema.clone());
-    }
-    config.validate()?;
+    let (config, path) = Config::resolve(&config::Flags {
+        config: args.config.as_deref(),
+        profile: args.profile.as_deref(),
+        schema: args.schema.as_deref(),
+        input: args.input.as_deref(),
+        database_url: args.database_url.as_deref(),
+    })?;
     let source = match path {
         Some(p) => format!("{} (with COSTAGG_* environment overrides)", p.display()),
         None => "built-in defaults (no config file; with COSTAGG_* environment overrides)".into(),

@@ -70,7 +70,7 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Root of koku's tree (`<root>/data/parquet/<org>/OCP/...`): a folder.
+    /// Root of koku's tree (`<root>/data/parquet/<org>/OCP/...`): a folder or s3://bucket/prefix.
     #[arg(long, env = "COSTAGG_INPUT__ROOT")]
     pub input: Option<String>,
     /// Organisation (koku's org id, e.g. org1234567); a path level and the default schema.

@@ -49,25 +49,17 @@ pub struct RunRequest {
 impl RunRequest {
     /// Resolves what the user typed (flags over env over config file over defaults).
     pub fn from_args(args: &cli::RunArgs) -> Result<Self> {
-        let config_path = args.config.clone().or_else(config::default_path);
-        let mut config = Config::load(config_path.as_deref(), std::env::vars())?;
-        if let Some(p) = &args.profile {
-            config.profile = p.clone();
-        }
-        if let Some(s) = &args.schema {
-            config.database.schema = Some(s.clone());
-        }
-        if let Some(root) = &args.input {
-            config.input.root = Some(root.clone());
-        }
-        if let Some(url) = &args.database_url {
-            config.database.url = Some(url.clone());
-        }
-        config.validate()?;
+        let (config, _) = Config::resolve(&config::Flags {
+            config: args.config.as_deref(),
+            profile: args.profile.as_deref(),
+            schema: args.schema.as_deref(),
+            input: args.input.as_deref(),
+            database_url: args.database_url.as_deref(),
+        })?;
         let root = config.input.root.clone().ok_or_else(|| {
             Error::config(
                 "--input",
-                "is required: the folder holding koku's data/parquet tree",
+                "is required: the folder or s3://bucket/prefix holding koku's data/parquet tree",
             )
         })?;
         let input = InputStore::open(&root, &config.input.s3)?;
@@ -134,11 +126,14 @@ struct UnitFiles {
 }
 
 impl UnitFiles {
+    fn get(&self, report: ReportType) -> Option<&ReportFiles> {
+        self.by_report.iter().find(|r| r.report == report)
+    }
     fn count(&self, report: ReportType) -> usize {
-        self.by_report
-            .iter()
-            .find(|r| r.report == report)
-            .map_or(0, |r| r.files.len())
+        self.get(report).map_or(0, |r| r.files.len())
+    }
+    fn total_files(&self) -> usize {
+        self.by_report.iter().map(|r| r.files.len()).sum()
     }
 }
 
@@ -251,14 +246,11 @@ pub async fn run(
         progress.set_stage("checking input files");
         let scan = info_span!("scan", files = Empty, rows = Empty, bytes = Empty);
         let files = discover(req).instrument(scan.clone()).await?;
-        scan.record(
-            "files",
-            files.by_report.iter().map(|r| r.files.len()).sum::<usize>(),
-        );
+        scan.record("files", files.total_files());
         scan.record("rows", files.by_report.iter().map(|r| r.rows).sum::<u64>());
         scan.record("bytes", files.by_report.iter().map(|r| r.bytes).sum::<u64>());
         drop(scan);
-        progress.set_files(files.by_report.iter().map(|r| r.files.len()).sum());
+        progress.set_files(files.total_files());
         let check_ms = started.elapsed().as_millis() as u64;
         progress.set_stage("connecting to the database");
         let mut client = match &req.database_url {
@@ -427,11 +419,7 @@ async fn run_unit(
             "rows with an unreadable interval_start were skipped"
         );
     }
-    let pod_rows_read = files
-        .by_report
-        .iter()
-        .find(|r| r.report == ReportType::PodUsage)
-        .map_or(0, |r| r.rows);
+    let pod_rows_read = files.get(ReportType::PodUsage).map_or(0, |r| r.rows);
     let report = RunReport {
         source: unit.source.to_string(),
         month: unit.month_label(),

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use datafusion::arrow::array::{Array, AsArray, Date32Array, Float64Array, RecordBatch, StringArray};
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::summary::column_as;
 
 /// Files and rows of one report type.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -170,15 +170,15 @@ pub struct Preview(BTreeMap<(i32, Option<String>), PreviewRow>);
 
 impl Preview {
     pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
-        let days = cast(column(batch, "usage_start")?, &DataType::Date32)?;
+        let days = column_as(batch, "usage_start", &DataType::Date32)?;
         let days = days
             .as_any()
             .downcast_ref::<Date32Array>()
             .expect("cast to Date32");
-        let namespaces = cast(column(batch, "namespace")?, &DataType::Utf8)?;
+        let namespaces = column_as(batch, "namespace", &DataType::Utf8)?;
         let namespaces: &StringArray = namespaces.as_string::<i32>();
         let number = |name| -> Result<Float64Array> {
-            let a = cast(column(batch, name)?, &DataType::Float64)?;
+            let a = column_as(batch, name, &DataType::Float64)?;
             Ok(a.as_primitive().clone())
         };
         let cpu = number("pod_usage_cpu_core_hours")?;
@@ -242,12 +242,6 @@ impl Preview {
         line(&mut out, "total", "", &total);
         out
     }
-}
-
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a std::sync::Arc<dyn Array>> {
-    batch
-        .column_by_name(name)
-        .ok_or_else(|| crate::error::Error::Internal(format!("summary batch lacks {name}")))
 }
 
 /// What a run is doing, for a progress display: its stage and the summary rows so far.

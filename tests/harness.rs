@@ -77,6 +77,15 @@ pub fn request(unit: UnitOfWork, root: &Path, url: &str, config: Config) -> RunR
     }
 }
 
+/// Runs the whole of October 2025 for `SOURCE_A`, the unit most tests use.
+pub async fn run_october(
+    root: &Path,
+    url: &str,
+    config: Config,
+) -> costagg::error::Result<costagg::report::RunReport> {
+    run_unit(&request(unit(SOURCE_A, "2025-10"), root, url, config)).await
+}
+
 /// Runs a request to the end and returns its report.
 pub async fn run_unit(req: &RunRequest) -> costagg::error::Result<costagg::report::RunReport> {
     Ok(costagg::run(req, &Default::default(), std::future::pending())

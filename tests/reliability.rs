@@ -27,14 +27,7 @@ fn fail_on_bad_rows() -> costagg::config::Config {
 async fn with_previous_rows(root: &std::path::Path) -> (String, Vec<String>) {
     let url = fresh_database().await;
     write_pod_file(root, SOURCE_A, &day_one());
-    run_unit(&request(
-        unit(SOURCE_A, "2025-10"),
-        root,
-        &url,
-        config_with_keys(&["app"]),
-    ))
-    .await
-    .unwrap();
+    run_october(root, &url, config_with_keys(&["app"])).await.unwrap();
     let before = dump(&connect(&url).await, SOURCE_A).await;
     assert!(!before.is_empty());
     (url, before)
@@ -57,14 +50,9 @@ async fn bad_files_fail_the_unit_naming_file_and_column_and_leave_the_rows() {
 
     // A truncated file (the upload was cut off): half of a good one.
     std::fs::write(folder.join("cut.parquet"), &good[..good.len() / 2]).unwrap();
-    let e = run_unit(&request(
-        unit(SOURCE_A, "2025-10"),
-        dir.path(),
-        &url,
-        config_with_keys(&["app"]),
-    ))
-    .await
-    .unwrap_err();
+    let e = run_october(dir.path(), &url, config_with_keys(&["app"]))
+        .await
+        .unwrap_err();
     assert_eq!(e.exit_code(), 3);
     let text = e.to_string();
     assert!(
@@ -117,14 +105,9 @@ async fn bad_files_fail_the_unit_naming_file_and_column_and_leave_the_rows() {
         "text_cpu.parquet",
         datafusion::arrow::array::RecordBatch::try_new(schema, columns).unwrap(),
     );
-    let e = run_unit(&request(
-        unit(SOURCE_A, "2025-10"),
-        dir.path(),
-        &url,
-        config_with_keys(&["app"]),
-    ))
-    .await
-    .unwrap_err();
+    let e = run_october(dir.path(), &url, config_with_keys(&["app"]))
+        .await
+        .unwrap_err();
     let text = e.to_string();
     assert_eq!(e.exit_code(), 3);
     assert!(
@@ -161,14 +144,9 @@ async fn malformed_rows_fail_the_unit_when_asked_and_leave_the_rows() {
             (6, "ns", "n1", "{}", f64::NAN, 0.0),
         ],
     );
-    let e = run_unit(&request(
-        unit(SOURCE_A, "2025-10"),
-        dir.path(),
-        &url,
-        fail_on_bad_rows(),
-    ))
-    .await
-    .unwrap_err();
+    let e = run_october(dir.path(), &url, fail_on_bad_rows())
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::BadRows { .. }));
     assert_eq!(e.exit_code(), 3);
     let text = e.to_string();
@@ -180,14 +158,9 @@ async fn malformed_rows_fail_the_unit_when_asked_and_leave_the_rows() {
     assert_eq!(dump(&connect(&url).await, SOURCE_A).await, before);
 
     // Skipped by default: the run succeeds, counts them, and sums only the good rows.
-    let report = run_unit(&request(
-        unit(SOURCE_A, "2025-10"),
-        dir.path(),
-        &url,
-        config_with_keys(&["app"]),
-    ))
-    .await
-    .unwrap();
+    let report = run_october(dir.path(), &url, config_with_keys(&["app"]))
+        .await
+        .unwrap();
     assert_eq!((report.other_month_rows, report.bad_quantity_rows), (1, 2));
     let client = connect(&url).await;
     let cpu: f64 = client
@@ -212,14 +185,9 @@ async fn malformed_rows_fail_the_unit_when_asked_and_leave_the_rows() {
         "labels.parquet",
         &[(7, "ns", "n1", "{app: web", 60.0, 0.0)],
     );
-    let e = run_unit(&request(
-        unit(SOURCE_A, "2025-10"),
-        dir.path(),
-        &url,
-        fail_on_bad_rows(),
-    ))
-    .await
-    .unwrap_err();
+    let e = run_october(dir.path(), &url, fail_on_bad_rows())
+        .await
+        .unwrap_err();
     assert!(
         e.to_string()
             .contains("1 distinct label strings are not a JSON object"),

@@ -14,14 +14,9 @@ async fn the_table_is_created_with_kokus_types_and_a_month_partition() {
     let url = fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), SOURCE_A, "2025-10", 3000, 1);
-    let report = run_unit(&request(
-        unit(SOURCE_A, "2025-10"),
-        dir.path(),
-        &url,
-        config_with_keys(&["app"]),
-    ))
-    .await
-    .unwrap();
+    let report = run_october(dir.path(), &url, config_with_keys(&["app"]))
+        .await
+        .unwrap();
     assert!(report.table_created);
     assert!(report.rows_written > 0);
 
@@ -144,14 +139,9 @@ async fn another_source_and_another_month_are_untouched() {
     assert!(!a_nov.is_empty());
 
     // Re-run source A for October with other keys enabled: its October rows change...
-    run_unit(&request(
-        unit(SOURCE_A, "2025-10"),
-        dir.path(),
-        &url,
-        config_with_keys(&["app", "version"]),
-    ))
-    .await
-    .unwrap();
+    run_october(dir.path(), &url, config_with_keys(&["app", "version"]))
+        .await
+        .unwrap();
     let a_after = dump(&client, SOURCE_A).await;
     assert_ne!(a_before, a_after);
     // ...while source B and source A's November stay exactly as they were.
@@ -250,14 +240,9 @@ async fn an_existing_koku_table_is_written_into_without_being_altered() {
             .unwrap();
     }
     // The config enables other keys: koku's table must win over it.
-    let report = run_unit(&request(
-        unit(SOURCE_A, "2025-10"),
-        dir.path(),
-        &url,
-        config_with_keys(&["team"]),
-    ))
-    .await
-    .unwrap();
+    let report = run_october(dir.path(), &url, config_with_keys(&["team"]))
+        .await
+        .unwrap();
     assert!(!report.table_created);
     assert_eq!(table_definition(&client).await, before);
 
@@ -385,9 +370,7 @@ async fn quantities_arrive_in_postgresql_as_exact_decimals() {
         namespace: "openshift-%".into(),
         cost_category_id: 9,
     }];
-    let report = run_unit(&request(unit(SOURCE_A, "2025-10"), dir.path(), &url, config))
-        .await
-        .unwrap();
+    let report = run_october(dir.path(), &url, config).await.unwrap();
     // Two Pod rows, and node n1's unallocated capacity for Oct 3.
     assert_eq!(report.rows_written, 3);
     assert_eq!((report.pod_rows, report.unallocated_rows), (2, 1));
@@ -427,20 +410,11 @@ async fn a_partial_upload_never_wipes_the_days_before_it() {
     let full = tempfile::tempdir().unwrap();
     generate(full.path(), SOURCE_A, "2025-10", 2000, 7);
     let config = config_with_keys(&["app"]);
-    run_unit(&request(
-        unit(SOURCE_A, "2025-10"),
-        full.path(),
-        &url,
-        config.clone(),
-    ))
-    .await
-    .unwrap();
+    run_october(full.path(), &url, config.clone()).await.unwrap();
     // A later upload holds only day 3 onwards of one hand-made file.
     let partial = tempfile::tempdir().unwrap();
     write_pod_file(partial.path(), SOURCE_A, &[(48, "ns", "n1", "{}", 3600.0, 0.0)]);
-    run_unit(&request(unit(SOURCE_A, "2025-10"), partial.path(), &url, config))
-        .await
-        .unwrap();
+    run_october(partial.path(), &url, config).await.unwrap();
     let client = connect(&url).await;
     let row = client
         .query_one(
@@ -464,14 +438,9 @@ async fn a_day_range_replaces_exactly_those_days() {
     let url = fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), SOURCE_A, "2025-10", 3000, 8);
-    run_unit(&request(
-        unit(SOURCE_A, "2025-10"),
-        dir.path(),
-        &url,
-        config_with_keys(&["app"]),
-    ))
-    .await
-    .unwrap();
+    run_october(dir.path(), &url, config_with_keys(&["app"]))
+        .await
+        .unwrap();
     let client = connect(&url).await;
     let before = dump(&client, SOURCE_A).await;
 

@@ -213,7 +213,37 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The flags that override config keys (`run` and `check` share them).
+#[derive(Debug, Clone, Default)]
+pub struct Flags<'a> {
+    pub config: Option<&'a Path>,
+    pub profile: Option<&'a str>,
+    pub schema: Option<&'a str>,
+    pub input: Option<&'a str>,
+    pub database_url: Option<&'a str>,
+}
+
 impl Config {
+    /// The config a command runs with: defaults < file (`--config`, else the shipped default
+    /// when present) < `COSTAGG_*` environment < flags, validated. Also returns the file read.
+    pub fn resolve(flags: &Flags) -> Result<(Config, Option<PathBuf>)> {
+        let path = flags.config.map(Path::to_path_buf).or_else(default_path);
+        let mut config = Config::load(path.as_deref(), std::env::vars())?;
+        let set = |flag: Option<&str>, key: &mut Option<String>| {
+            if let Some(v) = flag {
+                *key = Some(v.to_string());
+            }
+        };
+        if let Some(p) = flags.profile {
+            config.profile = p.to_string();
+        }
+        set(flags.schema, &mut config.database.schema);
+        set(flags.input, &mut config.input.root);
+        set(flags.database_url, &mut config.database.url);
+        config.validate()?;
+        Ok((config, path))
+    }
+
     /// Reads `path` (or only defaults when `None`), then applies `COSTAGG_*` overrides from `env`.
     pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
         let mut tree = match path {

@@ -137,6 +137,7 @@ pub async fn enabled_tag_keys(client: &Client, schema: &str) -> Result<Option<En
         "reporting_enabledtagkeys",
         "read enabled tag keys",
         sql,
+        &[],
     )
     .await?;
     Ok(rows.map(|rows| EnabledKeys::from_enabled(rows.iter().map(|r| r.get::<_, String>(0)))))
@@ -152,6 +153,7 @@ pub async fn cost_categories(client: &Client, schema: &str) -> Result<Option<Vec
         "reporting_ocp_cost_category_namespace",
         "read cost categories",
         sql,
+        &[],
     )
     .await?;
     Ok(rows.map(|rows| {
@@ -169,7 +171,7 @@ pub async fn cost_categories(client: &Client, schema: &str) -> Result<Option<Vec
 pub async fn node_roles(client: &Client, schema: &str) -> Result<Option<Vec<NodeRole>>> {
     let sql = "SELECT node, resource_id, node_role FROM {}.reporting_ocp_nodes \
                WHERE node IS NOT NULL AND resource_id IS NOT NULL AND node_role IS NOT NULL";
-    let rows = read_reference(client, schema, "reporting_ocp_nodes", "read node roles", sql).await?;
+    let rows = read_reference(client, schema, "reporting_ocp_nodes", "read node roles", sql, &[]).await?;
     Ok(rows.map(|rows| {
         rows.iter()
             .map(|r| NodeRole {
@@ -188,37 +190,40 @@ pub async fn report_period(client: &Client, unit: &UnitOfWork) -> Result<Option<
     let sql = "SELECT id, cluster_id, cluster_alias FROM {}.reporting_ocpusagereportperiod \
                WHERE provider_id = $1 AND (report_period_start AT TIME ZONE 'UTC')::date = $2 \
                ORDER BY id DESC LIMIT 1";
-    if !table_exists(client, &unit.schema, "reporting_ocpusagereportperiod").await? {
-        return Ok(None);
-    }
     let month_start = UnitOfWork::first_day(unit.year, unit.month);
-    let row = client
-        .query_opt(
-            &sql.replace("{}", &quote_ident(&unit.schema)),
-            &[&unit.source, &month_start],
-        )
-        .await
-        .map_err(Error::database("read the report period"))?;
-    Ok(row.map(|r| ReportPeriod {
-        id: r.get(0),
-        cluster_id: r.get(1),
-        cluster_alias: r.get(2),
-    }))
+    let rows = read_reference(
+        client,
+        &unit.schema,
+        "reporting_ocpusagereportperiod",
+        "read the report period",
+        sql,
+        &[&unit.source, &month_start],
+    )
+    .await?;
+    Ok(rows
+        .and_then(|rows| rows.into_iter().next())
+        .map(|r| ReportPeriod {
+            id: r.get(0),
+            cluster_id: r.get(1),
+            cluster_alias: r.get(2),
+        }))
 }
 
-/// The rows of `sql` (with `{}` for the quoted schema), or `None` when `table` is absent.
+/// The rows of `sql` (with `{}` for the quoted schema) and `params`, or `None` when `table`
+/// is absent.
 async fn read_reference(
     client: &Client,
     schema: &str,
     table: &str,
     stage: &'static str,
     sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Option<Vec<tokio_postgres::Row>>> {
     if !table_exists(client, schema, table).await? {
         return Ok(None);
     }
     let rows = client
-        .query(&sql.replace("{}", &quote_ident(schema)), &[])
+        .query(&sql.replace("{}", &quote_ident(schema)), params)
         .await
         .map_err(Error::database(stage))?;
     Ok(Some(rows))

@@ -110,6 +110,19 @@ fn register_node_roles(ctx: &SessionContext, roles: &[NodeRole]) -> Result<()> {
     Ok(())
 }
 
+/// A column of a summary batch, by name, cast to `to` (a no-op when it already is). Every
+/// section yields the same columns, so a missing one is a bug.
+pub fn column_as(
+    batch: &RecordBatch,
+    name: &str,
+    to: &DataType,
+) -> Result<datafusion::arrow::array::ArrayRef> {
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::Internal(format!("summary rows lack the column {name}")))?;
+    Ok(datafusion::arrow::compute::cast(array, to)?)
+}
+
 /// `TIMESTAMP 'YYYY-MM-DD 00:00:00'`: a day's start as a SQL literal.
 fn day_start_literal(day: NaiveDate) -> String {
     format!("TIMESTAMP '{} 00:00:00'", day.format("%Y-%m-%d"))

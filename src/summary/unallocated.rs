@@ -8,12 +8,12 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, StringBuilder,
 };
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{DataFrame, SessionContext};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::summary::column_as;
 
 /// koku's unallocated insert, over `cte_pod_rows_by_node`.
 const UNALLOCATED_SQL: &str = include_str!("reporting_ocpusagelineitem_daily_summary_unallocated.sql");
@@ -62,12 +62,12 @@ pub struct NodeTotals(HashMap<(i32, String, Option<String>), Totals>);
 impl NodeTotals {
     /// Adds a batch of summary rows (Pod section output).
     pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
-        let day = column(batch, "usage_start", &DataType::Date32)?;
+        let day = column_as(batch, "usage_start", &DataType::Date32)?;
         let day = day
             .as_any()
             .downcast_ref::<Date32Array>()
             .expect("cast to Date32");
-        let text = |name| column(batch, name, &DataType::Utf8);
+        let text = |name| column_as(batch, name, &DataType::Utf8);
         let (namespace, node, resource_id) = (text("namespace")?, text("node")?, text("resource_id")?);
         let strings = |a: &ArrayRef| {
             a.as_any()
@@ -80,7 +80,7 @@ impl NodeTotals {
             names
                 .iter()
                 .map(|n| {
-                    let a = column(batch, n, &DataType::Float64)?;
+                    let a = column_as(batch, n, &DataType::Float64)?;
                     Ok(a.as_any()
                         .downcast_ref::<Float64Array>()
                         .expect("cast to Float64")
@@ -157,14 +157,6 @@ impl NodeTotals {
         );
         Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
     }
-}
-
-/// A summary column cast to `to`; the Pod section's output always has it.
-fn column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef> {
-    let array = batch
-        .column_by_name(name)
-        .ok_or_else(|| Error::Internal(format!("Pod rows lack the column {name}")))?;
-    Ok(cast(array, to)?)
 }
 
 /// koku's unallocated rows from the Pod rows' totals.
