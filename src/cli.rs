@@ -122,9 +122,20 @@ pub struct RunArgs {
     /// With --dry-run: (day, namespace) rows of the preview to print; 0 prints all.
     #[arg(long, default_value_t = 40)]
     pub preview_rows: usize,
-    /// Print the query plans of the summary and exit without running it.
-    #[arg(long)]
-    pub explain: bool,
+    /// Print the query plans of the summary and exit without writing. `--explain` (or
+    /// `--explain=plan`) runs nothing; `--explain=analyze` runs the Pod and Storage sections and
+    /// prints each operator's rows, time and memory (DataFusion's EXPLAIN ANALYZE).
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "plan")]
+    pub explain: Option<Explain>,
+}
+
+/// What `--explain` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Explain {
+    /// The physical plans; nothing runs.
+    Plan,
+    /// The plans after running them, with per-operator metrics.
+    Analyze,
 }
 
 #[derive(Debug, Args)]

@@ -64,9 +64,9 @@ impl RunRequest {
         })?;
         let input = InputStore::open(&root, &config.input.s3)?;
         let mode = match (args.dry_run, args.explain) {
-            (_, true) => Mode::Explain,
-            (true, false) => Mode::DryRun,
-            (false, false) => Mode::Write,
+            (_, Some(explain)) => Mode::Explain(explain),
+            (true, None) => Mode::DryRun,
+            (false, None) => Mode::Write,
         };
         let database_url = config.database.url.clone();
         if database_url.is_none() && mode == Mode::Write {
@@ -203,8 +203,9 @@ pub enum Mode {
     Write,
     /// Summarise and gather a preview; write nothing.
     DryRun,
-    /// Plan the summary and return the plan; run nothing.
-    Explain,
+    /// Plan the summary and return the plan; run nothing, or (`Explain::Analyze`) run the
+    /// summary and return the plans with their metrics. Writes nothing.
+    Explain(cli::Explain),
 }
 
 /// What a run gives back besides its report.
@@ -328,8 +329,9 @@ async fn run_unit(
         info!(first_day = %first_day, "input starts after the range start; earlier days are kept");
     }
     let storage = files.count(ReportType::StorageUsage) > 0;
-    if req.mode == Mode::Explain {
-        let plan = summary::explain(&ctx, first_day, unit.end_date, storage).await?;
+    if let Mode::Explain(explain) = req.mode {
+        let analyze = explain == cli::Explain::Analyze;
+        let plan = summary::explain(&ctx, first_day, unit.end_date, storage, analyze).await?;
         return Ok(RunOutput {
             plan: Some(plan),
             ..Default::default()

@@ -182,7 +182,7 @@ pub struct ReferenceConfig {
     pub node_roles: Vec<NodeRole>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct CostCategoryPattern {
     /// A SQL LIKE pattern: `%` any run, `_` any one character.

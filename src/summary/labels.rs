@@ -233,7 +233,7 @@ impl ScalarUDFImpl for MergeLabels {
 }
 
 /// A UDF argument as a Utf8 array of `rows` rows, whatever string type or scalar it came as.
-fn utf8_column(value: &ColumnarValue, rows: usize) -> DfResult<ArrayRef> {
+pub(crate) fn utf8_column(value: &ColumnarValue, rows: usize) -> DfResult<ArrayRef> {
     let array = value.to_array(rows)?;
     Ok(match array.data_type() {
         DataType::Utf8 => array,

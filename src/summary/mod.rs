@@ -3,6 +3,7 @@
 //! This module takes tables of record batches and returns a stream of record batches; it never
 //! sees a path or a connection.
 
+pub mod cost_category;
 pub mod labels;
 pub mod unallocated;
 
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{Datelike, NaiveDate};
-use datafusion::arrow::array::{Array, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -21,6 +22,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use crate::config::{CostCategoryPattern, NodeRole, Profile};
 use crate::error::{Error, Result};
 use crate::unit::UnitOfWork;
+use cost_category::CostCategory;
 use labels::{EnabledKeys, FilterLabels, MergeLabels};
 use unallocated::NodeTotals;
 
@@ -59,32 +61,9 @@ pub fn session(
         malformed_labels,
     ));
     ctx.register_udf(MergeLabels::udf());
-    register_cost_categories(&ctx, &reference.cost_categories)?;
+    ctx.register_udf(CostCategory::udf(&reference.cost_categories));
     register_node_roles(&ctx, &reference.node_roles)?;
     Ok(ctx)
-}
-
-fn register_cost_categories(ctx: &SessionContext, patterns: &[CostCategoryPattern]) -> Result<()> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("namespace", DataType::Utf8, false),
-        Field::new("cost_category_id", DataType::Int32, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                patterns.iter().map(|p| p.namespace.as_str()),
-            )),
-            Arc::new(Int32Array::from_iter_values(
-                patterns.iter().map(|p| p.cost_category_id),
-            )),
-        ],
-    )?;
-    ctx.register_table(
-        "reporting_ocp_cost_category_namespace",
-        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
-    )?;
-    Ok(())
 }
 
 /// koku's `reporting_ocp_nodes` (the columns the unallocated SQL reads).
@@ -244,33 +223,50 @@ async fn plan(
     end: NaiveDate,
     storage: bool,
 ) -> Result<(DataFrame, Option<DataFrame>)> {
-    for statement in with_day_range(LABEL_VIEWS_SQL, start, end).split(';') {
-        let has_sql = statement
-            .lines()
-            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"));
-        if has_sql {
-            ctx.sql(statement).await?;
-        }
-    }
-    let pod = ctx.sql(&with_day_range(POD_SQL, start, end)).await?;
+    script(ctx, &with_day_range(LABEL_VIEWS_SQL, start, end)).await?;
+    let pod = script(ctx, &with_day_range(POD_SQL, start, end))
+        .await?
+        .ok_or_else(|| Error::Internal("the Pod section has no query".into()))?;
     let storage = match storage {
         true => {
             let days = UnitOfWork::days_in_month(start.year(), start.month());
             let sql = with_day_range(STORAGE_SQL, start, end).replace("{{days_in_month}}", &days.to_string());
-            Some(ctx.sql(&sql).await?)
+            Some(
+                script(ctx, &sql)
+                    .await?
+                    .ok_or_else(|| Error::Internal("the Storage section has no query".into()))?,
+            )
         }
         false => None,
     };
     Ok((pod, storage))
 }
 
-/// The physical plans of the Pod and Storage sections, as `EXPLAIN` prints them. (The
-/// unallocated section is planned once the Pod rows' totals exist; it reads only those.)
+/// Runs the statements of a SQL file in order (`CREATE VIEW`, and `CREATE TABLE ... AS`, which
+/// DataFusion runs at once into memory) and returns the last one's DataFrame when it is a query.
+/// Statements end with `;`; `--` comments are dropped first, so they may hold any text.
+async fn script(ctx: &SessionContext, sql: &str) -> Result<Option<DataFrame>> {
+    let code: String = sql
+        .lines()
+        .map(|l| l.find("--").map_or(l, |i| &l[..i]))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut last = None;
+    for statement in code.split(';').filter(|s| !s.trim().is_empty()) {
+        last = Some(ctx.sql(statement).await?);
+    }
+    Ok(last)
+}
+
+/// The physical plans of the Pod and Storage sections, as `EXPLAIN` prints them, or run and
+/// with their metrics (`analyze`, `EXPLAIN ANALYZE`). (The unallocated section is planned once
+/// the Pod rows' totals exist; it reads only those.)
 pub async fn explain(
     ctx: &SessionContext,
     start: NaiveDate,
     end: NaiveDate,
     storage: bool,
+    analyze: bool,
 ) -> Result<String> {
     let (pod, storage) = plan(ctx, start, end, storage).await?;
     let mut out = String::new();
@@ -279,7 +275,7 @@ pub async fn explain(
             out.push_str(&format!("-- {section} section: no storage files, not run\n\n"));
             continue;
         };
-        let batches = df.explain(false, false)?.collect().await?;
+        let batches = df.explain(false, analyze)?.collect().await?;
         let table = datafusion::arrow::util::pretty::pretty_format_batches(&batches)?;
         out.push_str(&format!("-- {section} section\n{table}\n\n"));
     }

@@ -9,7 +9,10 @@
 -- koku's label CTEs (`cte_ocp_node_label_line_item_daily`, `cte_ocp_namespace_label_line_item_daily`)
 -- are views shared with the Storage section: `cte_ocp_label_line_items_daily.sql`.
 
-WITH cte_ocp_node_capacity AS (
+-- costagg: DataFusion plans a CTE anew at every reference, so the node capacities, which the
+-- cluster capacities and the final join both read, are computed once into a table (a few rows
+-- per node and day) before the main query; koku's CTE is otherwise unchanged.
+CREATE TABLE cte_ocp_node_capacity AS
     -- Max per (hour, node), then summed per (day, node). koku keeps rows with an empty node here.
     SELECT CAST(nc.interval_start AS DATE) AS usage_start,
         nc.node,
@@ -25,9 +28,9 @@ WITH cte_ocp_node_capacity AS (
             AND li.interval_start < {{end}}
         GROUP BY li.interval_start, li.node
     ) AS nc
-    GROUP BY CAST(nc.interval_start AS DATE), nc.node
-),
-cte_ocp_cluster_capacity AS (
+    GROUP BY CAST(nc.interval_start AS DATE), nc.node;
+
+WITH cte_ocp_cluster_capacity AS (
     SELECT nc.usage_start,
         sum(nc.node_capacity_cpu_core_seconds) AS cluster_capacity_cpu_core_seconds,
         sum(nc.node_capacity_memory_byte_seconds) AS cluster_capacity_memory_byte_seconds
@@ -94,17 +97,6 @@ cte_pod_usage AS (
         max(l.node_capacity_memory_bytes) AS node_capacity_memory_bytes
     FROM cte_pod_usage_labelled AS l
     GROUP BY l.usage_start, l.namespace, l.node, l.merged_labels
-),
-cte_cost_category AS (
-    -- koku: LEFT JOIN reporting_ocp_cost_category_namespace ON namespace LIKE pattern, then
-    -- max(cost_category_id) in the grouping. costagg matches each distinct namespace once and
-    -- takes the max, so overlapping patterns (which koku's API forbids) never multiply sums.
-    SELECT n.namespace,
-        max(cat.cost_category_id) AS cost_category_id
-    FROM (SELECT DISTINCT namespace FROM cte_pod_usage) AS n
-    JOIN reporting_ocp_cost_category_namespace AS cat
-        ON n.namespace LIKE cat.namespace
-    GROUP BY n.namespace
 )
 SELECT 'Pod' AS data_source,
     pua.usage_start,
@@ -138,12 +130,14 @@ SELECT 'Pod' AS data_source,
     -- koku: all_labels = map_concat(pod_labels, volume_labels); Pod rows have no volume labels.
     pua.pod_labels AS all_labels,
     '{"cpu": 0, "memory": 0, "storage": 0}' AS infrastructure_usage_cost,
-    cat.cost_category_id
+    -- koku: LEFT JOIN reporting_ocp_cost_category_namespace ON namespace LIKE pattern, then
+    -- max(cost_category_id) in the grouping. costagg matches each distinct namespace once and
+    -- takes the max (`summary/cost_category.rs`), so overlapping patterns (which koku's API
+    -- forbids) never multiply sums.
+    koku_cost_category(pua.namespace) AS cost_category_id
 FROM cte_pod_usage AS pua
 JOIN cte_ocp_node_capacity AS nc
     ON nc.usage_start = pua.usage_start
     AND nc.node = pua.node
 JOIN cte_ocp_cluster_capacity AS cc
     ON cc.usage_start = pua.usage_start
-LEFT JOIN cte_cost_category AS cat
-    ON cat.namespace = pua.namespace

@@ -11,7 +11,9 @@
 
 -- koku: determine which node a PVC is running on. costagg takes the distinct keys of each side
 -- before joining (koku joins the line items and then groups), so hourly rows never multiply.
-WITH cte_volume_nodes AS (
+-- costagg: computed once into a table (one row per claim, pod and day), because DataFusion plans
+-- a CTE anew at every reference and both the node count and the labelled rows read it.
+CREATE TABLE cte_volume_nodes AS
     SELECT DISTINCT sli.usage_start,
         sli.persistentvolumeclaim,
         sli.persistentvolume,
@@ -35,9 +37,9 @@ WITH cte_volume_nodes AS (
     ) AS uli
         ON uli.namespace = sli.namespace
         AND uli.pod = sli.pod
-        AND uli.usage_start = sli.usage_start
-),
-cte_shared_volume_node_count AS (
+        AND uli.usage_start = sli.usage_start;
+
+WITH cte_shared_volume_node_count AS (
     SELECT usage_start,
         persistentvolume,
         count(DISTINCT node) AS node_count
@@ -116,15 +118,6 @@ cte_storage_usage AS (
     FROM cte_storage_labelled AS l
     GROUP BY l.usage_start, l.namespace, l.node, l.resource_id, l.persistentvolumeclaim,
         l.persistentvolume, l.storageclass, l.csi_volume_handle, l.volume_labels
-),
-cte_cost_category AS (
-    -- As in the Pod section: the max over the patterns each namespace matches, never multiplying.
-    SELECT n.namespace,
-        max(cat.cost_category_id) AS cost_category_id
-    FROM (SELECT DISTINCT namespace FROM cte_storage_usage) AS n
-    JOIN reporting_ocp_cost_category_namespace AS cat
-        ON n.namespace LIKE cat.namespace
-    GROUP BY n.namespace
 )
 SELECT 'Storage' AS data_source,
     sua.usage_start,
@@ -161,7 +154,6 @@ SELECT 'Storage' AS data_source,
     -- koku: all_labels = map_concat(pod_labels, volume_labels); Storage rows have no pod labels.
     sua.volume_labels AS all_labels,
     '{"cpu": 0, "memory": 0, "storage": 0}' AS infrastructure_usage_cost,
-    cat.cost_category_id
+    -- As in the Pod section: the max over the patterns the namespace matches, never multiplying.
+    koku_cost_category(sua.namespace) AS cost_category_id
 FROM cte_storage_usage AS sua
-LEFT JOIN cte_cost_category AS cat
-    ON cat.namespace = sua.namespace

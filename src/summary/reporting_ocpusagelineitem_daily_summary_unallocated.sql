@@ -46,17 +46,6 @@ cte_unallocated_capacity AS (
         ON lids.node = nodes.node
         AND lids.resource_id = nodes.resource_id
     GROUP BY lids.node, lids.usage_start
-),
-cte_cost_category AS (
-    -- koku: LEFT JOIN reporting_ocp_cost_category_namespace ON uc.namespace LIKE cat_ns.namespace
-    -- (no aggregation, so overlapping patterns would repeat the row); costagg takes the max, as in
-    -- the Pod and Storage sections.
-    SELECT n.namespace,
-        max(cat.cost_category_id) AS cost_category_id
-    FROM (SELECT DISTINCT namespace FROM cte_unallocated_capacity) AS n
-    JOIN reporting_ocp_cost_category_namespace AS cat
-        ON n.namespace LIKE cat.namespace
-    GROUP BY n.namespace
 )
 SELECT 'Pod' AS data_source,
     uc.usage_start,
@@ -90,7 +79,8 @@ SELECT 'Pod' AS data_source,
     -- koku: map_concat(coalesce(pod_labels, '{}'), coalesce(volume_labels, '{}')), both null here.
     '{}' AS all_labels,
     CAST(NULL AS VARCHAR) AS infrastructure_usage_cost,
-    cat.cost_category_id
+    -- koku: LEFT JOIN reporting_ocp_cost_category_namespace ON uc.namespace LIKE cat_ns.namespace
+    -- (no aggregation, so overlapping patterns would repeat the row); costagg takes the max, as
+    -- in the Pod and Storage sections.
+    koku_cost_category(uc.namespace) AS cost_category_id
 FROM cte_unallocated_capacity AS uc
-LEFT JOIN cte_cost_category AS cat
-    ON cat.namespace = uc.namespace
