@@ -317,14 +317,13 @@ async fn run_unit(
             unparsable_timestamps += input::schema::count_unparsable_timestamps(&ctx, r.report).await?;
         }
     }
-    let (other_month_rows, bad_quantity_rows) = check_rows(req, &ctx, &files, unparsable_timestamps).await?;
-    let first_day = summary::first_pod_day(&ctx, unit.start_date, unit.end_date)
-        .await?
-        .ok_or_else(|| Error::NoRowsInRange {
-            start: unit.start_date.to_string(),
-            end: unit.end_date.to_string(),
-            searched: req.input.display(&req.input.location("")),
-        })?;
+    let checked = check_rows(req, &ctx, &files, unparsable_timestamps).await?;
+    let (other_month_rows, bad_quantity_rows) = (checked.other_month, checked.bad_quantities);
+    let first_day = checked.first_day.ok_or_else(|| Error::NoRowsInRange {
+        start: unit.start_date.to_string(),
+        end: unit.end_date.to_string(),
+        searched: req.input.display(&req.input.location("")),
+    })?;
     if first_day > unit.start_date {
         info!(first_day = %first_day, "input starts after the range start; earlier days are kept");
     }
@@ -472,24 +471,31 @@ async fn run_unit(
 /// Counts the malformed rows of the pod and storage files (SPEC §5) and applies
 /// `input.bad_rows`: fail the unit, or leave rows with bad quantities out and warn. Returns the
 /// rows of other months and the rows with bad quantities.
+/// Counts (and under `bad_rows: skip` leaves out) the malformed rows; returns their totals and
+/// the first day of the unit's range with a good pod usage row. koku moves the start of the
+/// replaced range to that day, so a partial upload never wipes days it carries no data for.
 async fn check_rows(
     req: &RunRequest,
     ctx: &datafusion::prelude::SessionContext,
     files: &UnitFiles,
     unparsable_timestamps: u64,
-) -> Result<(u64, u64)> {
+) -> Result<input::quality::RowProblems> {
     let unit = &req.unit;
     let month = (
         UnitOfWork::first_day(unit.year, unit.month),
         UnitOfWork::next_month_start(unit.year, unit.month),
     );
     let mut problems = Vec::new();
-    let (mut other_month, mut bad_quantities) = (0, 0);
+    let mut total = input::quality::RowProblems::default();
     for report in [ReportType::PodUsage, ReportType::StorageUsage] {
         if files.count(report) == 0 {
             continue;
         }
-        let found = input::quality::count(ctx, report, month).await?;
+        let days = (unit.start_date, unit.end_date);
+        let found = input::quality::count(ctx, report, month, days).await?;
+        if report == ReportType::PodUsage {
+            total.first_day = found.first_day;
+        }
         if found.other_month > 0 {
             problems.push(format!(
                 "{}: {} rows outside {}",
@@ -508,8 +514,8 @@ async fn check_rows(
                 input::quality::skip_bad_quantities(ctx, report).await?;
             }
         }
-        other_month += found.other_month;
-        bad_quantities += found.bad_quantities;
+        total.other_month += found.other_month;
+        total.bad_quantities += found.bad_quantities;
     }
     if unparsable_timestamps > 0 {
         problems.push(format!(
@@ -517,7 +523,7 @@ async fn check_rows(
         ));
     }
     if problems.is_empty() {
-        return Ok((0, 0));
+        return Ok(total);
     }
     match req.config.input.bad_rows {
         BadRows::Fail => Err(Error::BadRows {
@@ -525,7 +531,7 @@ async fn check_rows(
         }),
         BadRows::Skip => {
             warn!(problems = %problems.join("; "), "malformed rows were left out of the summary");
-            Ok((other_month, bad_quantities))
+            Ok(total)
         }
     }
 }

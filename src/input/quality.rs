@@ -3,19 +3,21 @@
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::datatypes::{Date32Type, Int64Type};
 use datafusion::prelude::SessionContext;
 
 use crate::error::Result;
 use crate::input::{Kind, ReportType};
 
 /// Malformed rows of one report type.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RowProblems {
     /// Rows whose `interval_start` lies outside the unit's month.
     pub other_month: u64,
     /// Rows with a quantity below zero, NaN or infinite.
     pub bad_quantities: u64,
+    /// The first day of the checked day range with a row that is not malformed.
+    pub first_day: Option<NaiveDate>,
 }
 
 impl RowProblems {
@@ -40,18 +42,24 @@ fn bad_quantity(report: ReportType) -> String {
     format!("({})", checks.join(" OR "))
 }
 
-/// Counts the malformed rows of a registered report table.
+/// Counts the malformed rows of a registered report table, and finds the first day of `days`
+/// (first, last) holding a good row, in the same scan.
 pub async fn count(
     ctx: &SessionContext,
     report: ReportType,
     month: (NaiveDate, NaiveDate),
+    days: (NaiveDate, NaiveDate),
 ) -> Result<RowProblems> {
     let (first, next) = month;
+    let (from, to) = (days.0, days.1.succ_opt().unwrap_or(days.1));
+    let bad = bad_quantity(report);
     let sql = format!(
         "SELECT count(*) FILTER (WHERE interval_start < TIMESTAMP '{first} 00:00:00' \
              OR interval_start >= TIMESTAMP '{next} 00:00:00'), \
-         count(*) FILTER (WHERE {}) FROM {}",
-        bad_quantity(report),
+         count(*) FILTER (WHERE {bad}), \
+         CAST(min(interval_start) FILTER (WHERE interval_start >= TIMESTAMP '{from} 00:00:00' \
+             AND interval_start < TIMESTAMP '{to} 00:00:00' AND NOT {bad}) AS DATE) \
+         FROM {}",
         report.table_name()
     );
     let batches = ctx.sql(&sql).await?.collect().await?;
@@ -62,9 +70,15 @@ pub async fn count(
             .filter(|a| !a.is_empty())
             .map_or(0, |a| a.value(0) as u64)
     };
+    let first_day = batches
+        .first()
+        .map(|b| b.column(2).as_primitive::<Date32Type>())
+        .filter(|a| !a.is_empty() && !a.is_null(0))
+        .and_then(|a| a.value_as_date(0));
     Ok(RowProblems {
         other_month: value(0),
         bad_quantities: value(1),
+        first_day,
     })
 }
 

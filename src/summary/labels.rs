@@ -71,6 +71,125 @@ pub fn parse(text: &str) -> Result<Labels, String> {
         .collect()
 }
 
+/// `to_json(&filter(parse(text)?, keys))` without building the whole object: keys that are not
+/// enabled are checked to hold a scalar and skipped, nothing of them is copied. This is the
+/// per-distinct-string work of the Pod section, so it is worth the few lines.
+pub fn filter_text(text: &str, keys: &EnabledKeys) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() || text == "null" {
+        return Ok("{}".to_string());
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let labels =
+        serde::de::DeserializeSeed::deserialize(Enabled(keys), &mut de).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(to_json(&labels))
+}
+
+/// Reads a label object keeping only the enabled keys (`filter_text`).
+struct Enabled<'k>(&'k EnabledKeys);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Enabled<'_> {
+    type Value = Labels;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Labels, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Enabled<'_> {
+    type Value = Labels;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
+        let mut out = Labels::new();
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+            let value: Scalar<'de> = map.next_value()?;
+            if self.0.contains(&key) {
+                out.insert(key.into_owned(), value.into_label());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A JSON string, borrowed from the input when it has no escapes.
+struct Text<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A label value: koku casts to `map(varchar, varchar)`, so scalars become text and anything
+/// else makes the object malformed.
+enum Scalar<'a> {
+    Null,
+    Text(std::borrow::Cow<'a, str>),
+    Other(String),
+}
+
+impl Scalar<'_> {
+    fn into_label(self) -> Option<String> {
+        match self {
+            Scalar::Null => None,
+            Scalar::Text(t) => Some(t.into_owned()),
+            Scalar::Other(s) => Some(s),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a scalar")
+            }
+            fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Text(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Text(std::borrow::Cow::Owned(v.to_string())))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(v.to_string()))
+            }
+            // Numbers print as serde_json prints them, as `parse` does.
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(serde_json::Number::from(v).to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(serde_json::Number::from(v).to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Scalar<'de>, E> {
+                serde_json::Number::from_f64(v)
+                    .map(|n| Scalar::Other(n.to_string()))
+                    .ok_or_else(|| E::custom("not a finite number"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Canonical JSON text: keys sorted, no spaces.
 pub fn to_json(labels: &Labels) -> String {
     serde_json::to_string(labels).expect("a map of strings always serialises")
@@ -165,13 +284,15 @@ impl ScalarUDFImpl for FilterLabels {
         let mut out = StringBuilder::with_capacity(input.len(), input.len() * 16);
         for i in 0..input.len() {
             let text = if input.is_null(i) { "" } else { input.value(i) };
-            let filtered = cache.entry(text).or_insert_with(|| match parse(text) {
-                Ok(labels) => to_json(&filter(labels, &self.keys)),
-                Err(_) => {
-                    self.malformed.insert(text);
-                    "{}".to_string()
-                }
-            });
+            let filtered = cache
+                .entry(text)
+                .or_insert_with(|| match filter_text(text, &self.keys) {
+                    Ok(filtered) => filtered,
+                    Err(_) => {
+                        self.malformed.insert(text);
+                        "{}".to_string()
+                    }
+                });
             out.append_value(filtered.as_str());
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
@@ -260,6 +381,34 @@ mod tests {
             to_json(&filter(parsed, &keys)),
             r#"{"app":"web","vm_kubevirt_io_name":"vm1"}"#
         );
+    }
+
+    #[test]
+    fn filtering_text_gives_what_parse_filter_and_to_json_give() {
+        let keys = EnabledKeys::from_enabled(["app", "n", "b", "esc", "dup", "nul"].map(String::from));
+        let none = EnabledKeys::from_enabled(Vec::<String>::new());
+        for text in [
+            r#"{"app": "web",  "tier":"db", "vm_kubevirt_io_name": "vm1"}"#,
+            r#"{"n": 3, "b": true, "f": 1.5e3, "neg": -2, "nul": null}"#,
+            r#"{"esc": "a\"b\u00e9", "t\u0061": "x", "dup": "1", "dup": "2"}"#,
+            r#" {} "#,
+            "",
+            "null",
+            r#"{"app": {"nested": 1}}"#,
+            r#"{"tier": [1]}"#,
+            r#"{"app": "web"} trailing"#,
+            "[1]",
+            "\"text\"",
+            "not json",
+        ] {
+            for k in [&keys, &none] {
+                let slow = parse(text).map(|l| to_json(&filter(l, k)));
+                assert_eq!(filter_text(text, k).is_ok(), slow.is_ok(), "{text}");
+                if let Ok(slow) = slow {
+                    assert_eq!(filter_text(text, k).unwrap(), slow, "{text}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{Datelike, NaiveDate};
-use datafusion::arrow::array::{Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -111,34 +111,6 @@ fn with_day_range(sql: &str, start: NaiveDate, end: NaiveDate) -> String {
     let end_exclusive = end.succ_opt().unwrap_or(end);
     sql.replace("{{start}}", &day_start_literal(start))
         .replace("{{end}}", &day_start_literal(end_exclusive))
-}
-
-/// The first day in `start..=end` that has pod usage rows, or `None` when there are none.
-/// koku moves the start of the replaced range to it, so a partial upload never wipes days it
-/// carries no data for.
-pub async fn first_pod_day(
-    ctx: &SessionContext,
-    start: NaiveDate,
-    end: NaiveDate,
-) -> Result<Option<NaiveDate>> {
-    let sql = with_day_range(
-        "SELECT CAST(min(interval_start) AS DATE) AS first_day FROM openshift_pod_usage_line_items \
-         WHERE interval_start >= {{start}} AND interval_start < {{end}}",
-        start,
-        end,
-    );
-    let batches = ctx.sql(&sql).await?.collect().await?;
-    let Some(batch) = batches.first() else {
-        return Ok(None);
-    };
-    let days = batch
-        .column(0)
-        .as_any()
-        .downcast_ref::<datafusion::arrow::array::Date32Array>()
-        .ok_or_else(|| crate::error::Error::Internal("first_day is not a date".into()))?;
-    Ok((!days.is_empty() && !days.is_null(0))
-        .then(|| days.value_as_date(0))
-        .flatten())
 }
 
 /// Rows of each kind a summary stream has yielded so far.
