@@ -417,6 +417,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_lists_the_builtin_profiles_as_the_program_knows_them() {
+        let config: Config = serde_yaml::from_str(include_str!("../../config/costagg.yaml")).unwrap();
+        for (name, spec) in ProfileSpec::builtin() {
+            assert_eq!(config.profiles.get(name), Some(&spec), "profile `{name}`");
+        }
+    }
+
+    #[test]
     fn the_readme_config_table_lists_every_key_and_nothing_else() {
         let mut config = Config::default();
         config.profiles.insert("<name>".into(), ProfileSpec::default());

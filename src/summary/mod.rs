@@ -14,6 +14,7 @@ use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use futures::stream::{self, BoxStream};
@@ -51,8 +52,15 @@ pub fn session(
         .with_target_partitions(profile.target_partitions)
         .with_batch_size(profile.batch_size)
         .with_information_schema(false);
+    // A fair pool: the Pod section runs two spillable aggregations at once (by raw labels, then
+    // by merged labels). Under the greedy pool the second one took nearly all of the budget and
+    // the first failed instead of spilling (seen at 100M rows under the `small` profile).
+    let pool = FairSpillPool::new(profile.memory_limit_bytes as usize);
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(profile.memory_limit_bytes as usize, 1.0)
+        .with_memory_pool(Arc::new(TrackConsumersPool::new(
+            pool,
+            std::num::NonZeroUsize::new(5).expect("5 is not zero"),
+        )))
         .with_temp_file_path(&profile.spill_dir)
         .build_arc()?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
