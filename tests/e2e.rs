@@ -289,6 +289,23 @@ fn explain_prints_the_plans_without_running() {
         "{stdout}"
     );
     assert!(stdout.contains("physical_plan"), "{stdout}");
+
+    // --explain=analyze runs the sections and shows each operator's metrics: the pod usage scan
+    // reads all 1000 rows (DataFusion prints them as `1.00 K`).
+    let out = costagg()
+        .args(run_args(dir.path()))
+        .arg("--explain=analyze")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Plan with Metrics"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("pod_usage") && l.contains("output_rows=1.00 K,")),
+        "{stdout}"
+    );
 }
 
 #[test]
