@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use costagg::sink::copy::{self, OutputColumn, Source, Wire};
+use costagg::sink::ddl;
 use costagg::summary::labels::{self, EnabledKeys};
 use datafusion::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -26,11 +27,15 @@ fn enabled() -> EnabledKeys {
     EnabledKeys::from_enabled(["app", "environment", "version", "team", "cost_center"].map(String::from))
 }
 
+/// 1,024 distinct pod label strings and the enabled keys.
+fn distinct_labels() -> (EnabledKeys, Vec<String>) {
+    (enabled(), (0..1024).map(pod_labels).collect())
+}
+
 /// The Pod section's label work per distinct raw string: keep the enabled keys.
 #[divan::bench]
 fn filter_pod_labels(bencher: divan::Bencher) {
-    let keys = enabled();
-    let texts: Vec<String> = (0..1024).map(pod_labels).collect();
+    let (keys, texts) = distinct_labels();
     bencher
         .counter(divan::counter::ItemsCount::new(texts.len()))
         .bench(|| {
@@ -43,8 +48,7 @@ fn filter_pod_labels(bencher: divan::Bencher) {
 /// The same through a full parse into a map, as costagg did before `filter_text`.
 #[divan::bench]
 fn filter_pod_labels_via_full_parse(bencher: divan::Bencher) {
-    let keys = enabled();
-    let texts: Vec<String> = (0..1024).map(pod_labels).collect();
+    let (keys, texts) = distinct_labels();
     bencher
         .counter(divan::counter::ItemsCount::new(texts.len()))
         .bench(|| {
@@ -65,27 +69,17 @@ fn merge_node_namespace_pod_labels(bencher: divan::Bencher) {
     bencher.bench(|| labels::to_json(&labels::merge([&node, &namespace, &pod])));
 }
 
-/// One 8192-row batch of Pod rows into binary COPY: 14 numeric columns, labels twice as
+/// One 8192-row batch of Pod rows into binary COPY: the numeric columns, labels twice as
 /// jsonb, text keys, a date and a new uuid per row.
 #[divan::bench]
 fn copy_encode_batch(bencher: divan::Bencher) {
     let rows = 8192;
-    let numeric: Vec<&'static str> = vec![
-        "pod_usage_cpu_core_hours",
-        "pod_request_cpu_core_hours",
-        "pod_effective_usage_cpu_core_hours",
-        "pod_limit_cpu_core_hours",
-        "pod_usage_memory_gigabyte_hours",
-        "pod_request_memory_gigabyte_hours",
-        "pod_effective_usage_memory_gigabyte_hours",
-        "pod_limit_memory_gigabyte_hours",
-        "node_capacity_cpu_cores",
-        "node_capacity_cpu_core_hours",
-        "node_capacity_memory_gigabytes",
-        "node_capacity_memory_gigabyte_hours",
-        "cluster_capacity_cpu_core_hours",
-        "cluster_capacity_memory_gigabyte_hours",
-    ];
+    // The Pod rows' quantities: the table's numeric columns that are not the Storage ones.
+    let numeric: Vec<&'static str> = ddl::COLUMNS
+        .iter()
+        .filter(|(name, _, wire)| *wire == Wire::Numeric && !name.contains("volume"))
+        .map(|(name, _, _)| *name)
+        .collect();
     let text = ["namespace", "node", "pod_labels", "all_labels"];
     let mut fields = vec![Field::new("usage_start", DataType::Date32, false)];
     let mut arrays: Vec<ArrayRef> = vec![Arc::new(Date32Array::from(vec![20_362; rows]))];
