@@ -131,6 +131,31 @@ pub async fn dump(client: &Client, source: &str) -> Vec<String> {
         .collect()
 }
 
+/// Runs `script` with bash in the project's folder; its trimmed stdout, or a panic naming `what`.
+fn bash(script: &str, what: &str) -> String {
+    let out = std::process::Command::new("bash")
+        .args(["-c", script])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Whether the tests run as root (then PostgreSQL's tools run as `postgres`).
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .unwrap()
+        .stdout
+        == b"0\n"
+}
+
 /// A PostgreSQL cluster of one test's own, which the test may stop and start again
 /// (`scripts/pg-throwaway.sh` underneath). Removed when dropped.
 pub struct PrivateCluster {
@@ -142,17 +167,9 @@ pub struct PrivateCluster {
 
 impl PrivateCluster {
     pub fn start() -> PrivateCluster {
-        let out = std::process::Command::new("bash")
-            .arg("-c")
-            .arg(". scripts/pg-throwaway.sh && pg_throwaway_start && echo \"$PG_THROWAWAY_DIR|$PG_THROWAWAY_URL|$PG_THROWAWAY_BIN\"")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .expect("bash runs");
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(
-            out.status.success(),
-            "cannot start a private cluster: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let text = bash(
+            ". scripts/pg-throwaway.sh && pg_throwaway_start && echo \"$PG_THROWAWAY_DIR|$PG_THROWAWAY_URL|$PG_THROWAWAY_BIN\"",
+            "cannot start a private cluster",
         );
         let parts: Vec<&str> = text.split('|').collect();
         let url = parts[1].to_string();
@@ -167,14 +184,8 @@ impl PrivateCluster {
 
     /// `pg_ctl` as the cluster's owner (`postgres` when the tests run as root).
     fn pg_ctl(&self, args: &[&str]) {
-        let as_root = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .unwrap()
-            .stdout
-            == b"0\n";
         let pg_ctl = format!("{}/pg_ctl", self.bin);
-        let mut command = if as_root {
+        let mut command = if running_as_root() {
             let mut c = std::process::Command::new("runuser");
             c.args(["-u", "postgres", "--", &pg_ctl]);
             c
@@ -210,15 +221,7 @@ impl PrivateCluster {
             key = key.display(),
             cert = cert.display()
         );
-        let out = std::process::Command::new("bash")
-            .args(["-c", &script])
-            .output()
-            .expect("bash runs");
-        assert!(
-            out.status.success(),
-            "openssl: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bash(&script, "openssl");
         std::fs::write(
             data.join("pg_hba.conf"),
             "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
@@ -228,13 +231,7 @@ impl PrivateCluster {
         conf.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
         std::fs::write(data.join("postgresql.conf"), conf).unwrap();
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-        let as_root = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .unwrap()
-            .stdout
-            == b"0\n";
-        if as_root {
+        if running_as_root() {
             let chown = std::process::Command::new("chown")
                 .arg("postgres:")
                 .args([
