@@ -123,8 +123,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 40)]
     pub preview_rows: usize,
     /// Print the query plans of the summary and exit without writing. `--explain` (or
-    /// `--explain=plan`) runs nothing; `--explain=analyze` runs the Pod and Storage sections and
-    /// prints each operator's rows, time and memory (DataFusion's EXPLAIN ANALYZE).
+    /// `--explain=plan`) runs only the small steps computed into tables first (node capacities,
+    /// the claims' nodes); `--explain=analyze` also runs the Pod and Storage sections and prints
+    /// each operator's rows, time and memory (DataFusion's EXPLAIN ANALYZE).
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "plan")]
     pub explain: Option<Explain>,
 }
@@ -132,7 +133,7 @@ pub struct RunArgs {
 /// What `--explain` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Explain {
-    /// The physical plans; nothing runs.
+    /// The physical plans; only the steps computed into tables first run.
     Plan,
     /// The plans after running them, with per-operator metrics.
     Analyze,

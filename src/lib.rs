@@ -203,8 +203,9 @@ pub enum Mode {
     Write,
     /// Summarise and gather a preview; write nothing.
     DryRun,
-    /// Plan the summary and return the plan; run nothing, or (`Explain::Analyze`) run the
-    /// summary and return the plans with their metrics. Writes nothing.
+    /// Plan the summary and return the plans, running only the steps computed into tables
+    /// first; or (`Explain::Analyze`) run it and return the plans with their metrics. Writes
+    /// nothing.
     Explain(cli::Explain),
 }
 
@@ -469,11 +470,10 @@ async fn run_unit(
 }
 
 /// Counts the malformed rows of the pod and storage files (SPEC §5) and applies
-/// `input.bad_rows`: fail the unit, or leave rows with bad quantities out and warn. Returns the
-/// rows of other months and the rows with bad quantities.
-/// Counts (and under `bad_rows: skip` leaves out) the malformed rows; returns their totals and
-/// the first day of the unit's range with a good pod usage row. koku moves the start of the
-/// replaced range to that day, so a partial upload never wipes days it carries no data for.
+/// `input.bad_rows`: fail the unit, or leave rows with bad quantities out and warn. Returns their
+/// totals and, from the same scan, the first day of the unit's range with a good pod usage row:
+/// koku moves the start of the replaced range to that day, so a partial upload never wipes days
+/// it carries no data for.
 async fn check_rows(
     req: &RunRequest,
     ctx: &datafusion::prelude::SessionContext,

@@ -50,15 +50,15 @@ pub async fn count(
     month: (NaiveDate, NaiveDate),
     days: (NaiveDate, NaiveDate),
 ) -> Result<RowProblems> {
-    let (first, next) = month;
-    let (from, to) = (days.0, days.1.succ_opt().unwrap_or(days.1));
+    let ts = crate::summary::day_start_literal;
+    let (first, next) = (ts(month.0), ts(month.1));
+    let (from, to) = (ts(days.0), ts(days.1.succ_opt().unwrap_or(days.1)));
     let bad = bad_quantity(report);
     let sql = format!(
-        "SELECT count(*) FILTER (WHERE interval_start < TIMESTAMP '{first} 00:00:00' \
-             OR interval_start >= TIMESTAMP '{next} 00:00:00'), \
+        "SELECT count(*) FILTER (WHERE interval_start < {first} OR interval_start >= {next}), \
          count(*) FILTER (WHERE {bad}), \
-         CAST(min(interval_start) FILTER (WHERE interval_start >= TIMESTAMP '{from} 00:00:00' \
-             AND interval_start < TIMESTAMP '{to} 00:00:00' AND NOT {bad}) AS DATE) \
+         CAST(min(interval_start) FILTER (WHERE interval_start >= {from} \
+             AND interval_start < {to} AND NOT {bad}) AS DATE) \
          FROM {}",
         report.table_name()
     );

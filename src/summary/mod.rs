@@ -111,7 +111,7 @@ pub fn column_as(
 }
 
 /// `TIMESTAMP 'YYYY-MM-DD 00:00:00'`: a day's start as a SQL literal.
-fn day_start_literal(day: NaiveDate) -> String {
+pub(crate) fn day_start_literal(day: NaiveDate) -> String {
     format!("TIMESTAMP '{} 00:00:00'", day.format("%Y-%m-%d"))
 }
 
