@@ -6,7 +6,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use uuid::Uuid;
+use uuid::Builder;
 
 use crate::error::{Error, Result};
 
@@ -19,6 +19,8 @@ pub const TRAILER: &[u8] = &[0xff, 0xff];
 const PG_EPOCH_OFFSET_DAYS: i32 = 10_957;
 /// koku's quantities are `numeric(33,15)`: values are rounded to 15 decimals before sending.
 pub const NUMERIC_SCALE: usize = 15;
+/// The most integer digits a finite f64 has (f64::MAX is about 1.8 × 10³⁰⁸).
+const MAX_INT_DIGITS: usize = 309;
 
 /// The wire format of one output column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,11 +104,23 @@ pub fn encode_batch(columns: &[OutputColumn], batch: &RecordBatch, buf: &mut Byt
         .map(|c| prepare(c, batch))
         .collect::<Result<Vec<_>>>()?;
     let mut digits = String::new();
+    // Random bytes for the batch's new UUIDs in one call, not a system call per row.
+    let mut random = Vec::new();
+    if prepared.iter().any(|p| matches!(p, Prepared::NewUuid)) {
+        random.resize(16 * batch.num_rows(), 0);
+        getrandom::fill(&mut random)
+            .map_err(|e| Error::Internal(format!("no random bytes for new row UUIDs: {e}")))?;
+    }
     for row in 0..batch.num_rows() {
         buf.put_i16(columns.len() as i16);
         for p in &prepared {
             match p {
-                Prepared::NewUuid => put_field(buf, Uuid::new_v4().as_bytes()),
+                Prepared::NewUuid => {
+                    let bytes: [u8; 16] = random[16 * row..16 * (row + 1)]
+                        .try_into()
+                        .expect("16 random bytes per row");
+                    put_field(buf, Builder::from_random_bytes(bytes).into_uuid().as_bytes());
+                }
                 Prepared::Constant(Some(v)) => put_field(buf, v),
                 Prepared::Constant(None) | Prepared::Null => buf.put_i32(-1),
                 _ if is_null(p, row) => buf.put_i32(-1),
@@ -171,53 +185,53 @@ pub fn put_numeric(buf: &mut BytesMut, value: f64, scratch: &mut String) -> usiz
         return 8;
     }
     // Decimal digits of |value| with exactly NUMERIC_SCALE decimals, rounded half away from
-    // zero like PostgreSQL's numeric rounding.
+    // zero like PostgreSQL's numeric rounding. Fixed arrays, no allocation: this runs once per
+    // quantity of every row written.
     scratch.clear();
     use std::fmt::Write;
     let _ = write!(scratch, "{}", value.abs());
     let (int_part, frac_part) = scratch.split_once('.').unwrap_or((scratch.as_str(), ""));
-    let mut digits: Vec<u8> = int_part.bytes().map(|b| b - b'0').collect();
-    let frac: Vec<u8> = frac_part.bytes().map(|b| b - b'0').collect();
-    let int_len = digits.len();
-    digits.extend(frac.iter().take(NUMERIC_SCALE));
-    digits.resize(int_len + NUMERIC_SCALE, 0);
-    if frac.get(NUMERIC_SCALE).is_some_and(|&d| d >= 5) {
-        let mut i = digits.len();
-        loop {
-            if i == 0 {
-                digits.insert(0, 1);
-                break;
-            }
-            i -= 1;
-            if digits[i] == 9 {
-                digits[i] = 0;
+    let (int_part, frac_part) = (int_part.as_bytes(), frac_part.as_bytes());
+    // digits[0] takes a carry out of the integer part; then the integer digits, then exactly
+    // NUMERIC_SCALE decimals.
+    let mut digits = [0u8; 1 + MAX_INT_DIGITS + NUMERIC_SCALE];
+    let int_len = 1 + int_part.len();
+    for (d, b) in digits[1..int_len].iter_mut().zip(int_part) {
+        *d = b - b'0';
+    }
+    for (d, b) in digits[int_len..].iter_mut().zip(frac_part) {
+        *d = b - b'0';
+    }
+    let len = int_len + NUMERIC_SCALE;
+    if frac_part.get(NUMERIC_SCALE).is_some_and(|&d| d >= b'5') {
+        for d in digits[..len].iter_mut().rev() {
+            if *d == 9 {
+                *d = 0;
             } else {
-                digits[i] += 1;
+                *d += 1;
                 break;
             }
         }
     }
-    let int_len = digits.len() - NUMERIC_SCALE;
-    // Group into base-10000 digits aligned on the decimal point.
+    // Group into base-10000 digits aligned on the decimal point: the integer digits padded
+    // on the left, the decimals on the right.
     let int_pad = (4 - int_len % 4) % 4;
-    let frac_pad = (4 - NUMERIC_SCALE % 4) % 4;
-    let mut padded = vec![0u8; int_pad];
-    padded.extend_from_slice(&digits);
-    padded.extend(std::iter::repeat_n(0u8, frac_pad));
-    let groups: Vec<i16> = padded
-        .chunks(4)
-        .map(|c| c.iter().fold(0i16, |acc, &d| acc * 10 + d as i16))
-        .collect();
     let int_groups = (int_pad + int_len) / 4;
-    let first = groups.iter().position(|&g| g != 0);
-    let (weight, body): (i16, &[i16]) = match first {
+    let mut groups = [0i16; (MAX_INT_DIGITS + 1).div_ceil(4) + NUMERIC_SCALE.div_ceil(4)];
+    let n_groups = int_groups + NUMERIC_SCALE.div_ceil(4);
+    for (i, &d) in digits[..len].iter().enumerate() {
+        let at = int_pad + i;
+        groups[at / 4] += i16::from(d) * [1000, 100, 10, 1][at % 4];
+    }
+    let groups = &groups[..n_groups];
+    let (weight, body): (i16, &[i16]) = match groups.iter().position(|&g| g != 0) {
         None => (0, &[]),
-        Some(f) => {
+        Some(first) => {
             let last = groups
                 .iter()
                 .rposition(|&g| g != 0)
                 .expect("a non-zero group exists");
-            (int_groups as i16 - 1 - f as i16, &groups[f..=last])
+            (int_groups as i16 - 1 - first as i16, &groups[first..=last])
         }
     };
     let sign = if value < 0.0 && !body.is_empty() {
@@ -274,6 +288,18 @@ mod tests {
         assert_eq!(numeric(5e-16), (1, -4, 0, 15, vec![10]));
         // Carry through all nines: 0.9999999999999999 (16 decimals) → 1.
         assert_eq!(numeric(0.999_999_999_999_999_9), (1, 0, 0, 15, vec![1]));
+        // 1.0000000000000002 (the f64 after 1): its 16th decimal rounds away.
+        assert_eq!(numeric(1.000_000_000_000_000_2), (1, 0, 0, 15, vec![1]));
+        // 12345678.9: two integer groups, one decimal group.
+        assert_eq!(numeric(12_345_678.9), (3, 1, 0, 15, vec![1234, 5678, 9000]));
+    }
+
+    #[test]
+    fn the_largest_f64_encodes_all_309_integer_digits() {
+        // 179769313486231570000…0 (309 digits): groups 1, 7976, 9313, 4862, 3157, then zeros.
+        let (ndigits, weight, sign, _, digits) = numeric(f64::MAX);
+        assert_eq!((ndigits, weight, sign), (5, 77, 0));
+        assert_eq!(digits, vec![1, 7976, 9313, 4862, 3157]);
     }
 
     #[test]
