@@ -374,7 +374,13 @@ async fn run_unit(
                 unit,
                 &identity,
                 first_day,
-                req.profile.copy_buffer_bytes,
+                sink::WriteOptions {
+                    url: req.database_url.as_deref().unwrap_or_default(),
+                    copy_buffer_bytes: req.profile.copy_buffer_bytes,
+                    // A swap COPies and indexes on this many connections; PostgreSQL takes
+                    // little from more than a few.
+                    connections: req.profile.target_partitions.clamp(1, 4),
+                },
                 rows,
             )
             .instrument(write.clone())

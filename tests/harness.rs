@@ -131,6 +131,18 @@ pub async fn dump(client: &Client, source: &str) -> Vec<String> {
         .collect()
 }
 
+/// Stage tables (`costagg_stage_…`) in the database: a month being built, or left by a killed run.
+pub async fn stage_tables(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname LIKE 'costagg\\_stage\\_%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// Runs `script` with bash in the project's folder; its trimmed stdout, or a panic naming `what`.
 fn bash(script: &str, what: &str) -> String {
     let out = std::process::Command::new("bash")

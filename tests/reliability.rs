@@ -210,11 +210,15 @@ async fn malformed_rows_fail_the_unit_when_asked_and_leave_the_rows() {
     assert_eq!(runs, expected.map(|(s, c)| (s.to_string(), Some(c))));
 }
 
-/// The built binary, logging as JSON, with DATABASE_URL set.
+/// The built binary running source A's October, logging as JSON, with DATABASE_URL set.
 fn costagg_run(root: &std::path::Path, url: &str) -> Command {
+    costagg_run_source(root, url, SOURCE_A)
+}
+
+fn costagg_run_source(root: &std::path::Path, url: &str, source: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_costagg"));
     c.args([
-        "run", "--org", ORG, "--source", SOURCE_A, "--month", "2025-10", "--input",
+        "run", "--org", ORG, "--source", source, "--month", "2025-10", "--input",
     ])
     .arg(root)
     .env("DATABASE_URL", url)
@@ -307,10 +311,45 @@ async fn a_worker_killed_mid_copy_leaves_the_previous_rows_and_a_rerun_succeeds(
         before,
         "the killed run's rows are not visible"
     );
+    // The month was being built aside (costagg's own table): its stage table is left...
+    assert_eq!(stage_tables(&client).await, 1);
 
     let (code, stderr) = finish(costagg_run(dir.path(), &url).spawn().unwrap());
     assert_eq!(code, Some(0), "{stderr}");
     assert_same_rows(&dump(&client, SOURCE_A).await, &before);
+    // ...and the next run of the unit drops it.
+    assert_eq!(stage_tables(&client).await, 0);
+}
+
+#[tokio::test]
+async fn rows_another_source_writes_while_a_month_is_built_aside_are_carried_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), SOURCE_A, "2025-10", 3000, 25);
+    generate(dir.path(), SOURCE_B, "2025-10", 2000, 26);
+    let url = fresh_database().await;
+    let (code, stderr) = finish(costagg_run(dir.path(), &url).spawn().unwrap());
+    assert_eq!(code, Some(0), "{stderr}");
+    let client = connect(&url).await;
+    let a_before = dump(&client, SOURCE_A).await;
+
+    // A's month holds only A's rows: its second run builds the month aside, held in its COPY.
+    let a = costagg_run(dir.path(), &url)
+        .env("COSTAGG_FAILPOINT_COPY_PAUSE_MS", "3000")
+        .spawn()
+        .unwrap();
+    wait_for_copy(&url).await;
+    // Meanwhile source B writes its month row by row (the month holds A's rows) and commits.
+    let (code, stderr) = finish(costagg_run_source(dir.path(), &url, SOURCE_B).spawn().unwrap());
+    assert_eq!(code, Some(0), "{stderr}");
+    let b_rows = dump(&client, SOURCE_B).await;
+    assert!(!b_rows.is_empty());
+
+    let (code, stderr) = finish(a);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("carried over"), "{stderr}");
+    assert_eq!(dump(&client, SOURCE_B).await, b_rows, "B's rows survive A's swap");
+    assert_same_rows(&dump(&client, SOURCE_A).await, &a_before);
+    assert_eq!(stage_tables(&client).await, 0);
 }
 
 #[tokio::test]

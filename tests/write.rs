@@ -139,15 +139,116 @@ async fn another_source_and_another_month_are_untouched() {
     assert!(!a_nov.is_empty());
 
     // Re-run source A for October with other keys enabled: its October rows change...
+    let partition = october_partition(&client).await;
     run_october(dir.path(), &url, config_with_keys(&["app", "version"]))
         .await
         .unwrap();
+    // ...row by row, since the month also holds source B's rows (no swap)...
+    assert_eq!(october_partition(&client).await, partition);
     let a_after = dump(&client, SOURCE_A).await;
     assert_ne!(a_before, a_after);
     // ...while source B and source A's November stay exactly as they were.
     assert_eq!(dump(&client, SOURCE_B).await, b_before);
     let a_nov_after: Vec<&String> = a_after.iter().filter(|r| r.contains("2025-11-")).collect();
     assert_eq!(a_nov, a_nov_after);
+}
+
+/// The OID of October's partition: swapping a month in replaces its partition, writing row by
+/// row keeps it.
+async fn october_partition(client: &tokio_postgres::Client) -> u32 {
+    client
+        .query_one(
+            "SELECT 'org1234567.reporting_ocpusagelineitem_daily_summary_2025_10'::regclass::oid",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// October partition's indexes: (the table's index it belongs to, its own name, definition
+/// with the partition's name left out), sorted.
+async fn october_indexes(client: &tokio_postgres::Client) -> Vec<(String, String, String)> {
+    let mut indexes: Vec<(String, String, String)> = client
+        .query(
+            "SELECT parent.relname::text, child.relname::text,              regexp_replace(pg_get_indexdef(x.indexrelid), '^.* USING ', '')              FROM pg_index x JOIN pg_class child ON child.oid = x.indexrelid              JOIN pg_inherits h ON h.inhrelid = x.indexrelid              JOIN pg_class parent ON parent.oid = h.inhparent              WHERE x.indrelid = 'org1234567.reporting_ocpusagelineitem_daily_summary_2025_10'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    indexes.sort();
+    indexes
+}
+
+#[tokio::test]
+async fn a_month_of_costaggs_own_table_is_built_aside_and_swapped_in_with_the_same_indexes() {
+    let url = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), SOURCE_A, "2025-10", 3000, 6);
+    let config = config_with_keys(&["app"]);
+    let first = run_october(dir.path(), &url, config.clone()).await.unwrap();
+    let client = connect(&url).await;
+    let rows = dump(&client, SOURCE_A).await;
+    let (partition, indexes) = (october_partition(&client).await, october_indexes(&client).await);
+    // The first run already swaps (it creates the month's partition, then replaces it): the
+    // partition looks as PostgreSQL creates one, koku's primary key and five indexes, each
+    // attached to the table's, under PostgreSQL's own names for them (63 bytes at most).
+    let names: Vec<&str> = indexes.iter().map(|(_, name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "reporting_ocpusagelineitem_daily_summary_2025_10_pod_labels_idx",
+            "reporting_ocpusagelineitem_daily_summary_2025_10_pkey",
+            "reporting_ocpusagelineitem_daily_summary_2025_10_namespace_idx",
+            "reporting_ocpusagelineitem_daily_summary_2025_10_node_idx",
+            "reporting_ocpusagelineitem_daily_summary_2025_1_usage_start_idx",
+            "reporting_ocpusagelineitem_daily_su_source_uuid_usage_start_idx",
+        ],
+        "{indexes:?}"
+    );
+
+    // Row by row when asked: the partition stays, its rows are replaced.
+    let mut rows_config = config.clone();
+    rows_config.database.write_method = costagg::config::WriteMethod::Rows;
+    let by_rows = run_october(dir.path(), &url, rows_config).await.unwrap();
+    assert_eq!(october_partition(&client).await, partition);
+    assert_eq!(by_rows.rows_deleted, first.rows_written);
+    assert_same_rows(&dump(&client, SOURCE_A).await, &rows);
+
+    // By default the month holds only this unit's rows, so it is swapped in: a new partition
+    // with the same rows, bounds, index names and definitions, and no stage table left.
+    let swapped = run_october(dir.path(), &url, config).await.unwrap();
+    assert_ne!(october_partition(&client).await, partition);
+    assert_eq!(swapped.rows_deleted, first.rows_written);
+    assert_eq!(swapped.rows_written, first.rows_written);
+    assert_same_rows(&dump(&client, SOURCE_A).await, &rows);
+    assert_eq!(october_indexes(&client).await, indexes);
+    let bound: String = client
+        .query_one(
+            "SELECT pg_get_expr(relpartbound, oid) FROM pg_class              WHERE oid = 'org1234567.reporting_ocpusagelineitem_daily_summary_2025_10'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(bound, "FOR VALUES FROM ('2025-10-01') TO ('2025-11-01')");
+    let primary_key: String = client
+        .query_one(
+            "SELECT conname::text FROM pg_constraint WHERE contype = 'p' \
+             AND conrelid = 'org1234567.reporting_ocpusagelineitem_daily_summary_2025_10'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        primary_key,
+        "reporting_ocpusagelineitem_daily_summary_2025_10_pkey"
+    );
+    assert_eq!(stage_tables(&client).await, 0);
 }
 
 /// koku's own table, as its migrations leave it: more columns than costagg writes, a default

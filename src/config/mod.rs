@@ -130,6 +130,21 @@ pub struct DatabaseConfig {
     /// second between attempts, at most `connect_retry_max_seconds`.
     pub connect_attempts: u32,
     pub connect_retry_max_seconds: u64,
+    /// How a month is replaced: `auto` swaps in a freshly built partition when the table is
+    /// costagg's own and the month holds only the rows being replaced, else row by row;
+    /// `rows` always deletes and COPies row by row.
+    pub write_method: WriteMethod,
+}
+
+/// How a month's rows are replaced (`database.write_method`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteMethod {
+    /// Swap in a freshly built partition when the table allows it, else row by row.
+    #[default]
+    Auto,
+    /// Always delete and COPY row by row.
+    Rows,
 }
 
 /// A run that waits longer than this for another run of the same unit has likely hit a stuck
@@ -152,6 +167,7 @@ impl Default for DatabaseConfig {
             connect_timeout_seconds: DEFAULT_CONNECT_TIMEOUT_SECONDS,
             connect_attempts: DEFAULT_CONNECT_ATTEMPTS,
             connect_retry_max_seconds: DEFAULT_CONNECT_RETRY_MAX_SECONDS,
+            write_method: WriteMethod::Auto,
         }
     }
 }
@@ -166,6 +182,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("connect_timeout_seconds", &self.connect_timeout_seconds)
             .field("connect_attempts", &self.connect_attempts)
             .field("connect_retry_max_seconds", &self.connect_retry_max_seconds)
+            .field("write_method", &self.write_method)
             .finish()
     }
 }

@@ -96,22 +96,74 @@ pub fn accepts(wire: Wire, typname: &str) -> Option<Wire> {
     }
 }
 
+/// The comment costagg puts on a summary table it creates. A table with it is costagg's own,
+/// and a month of it may be replaced by building the month's partition aside and swapping it in
+/// (`sink::swap`); a table without it (koku's) is only ever written row by row.
+pub const TABLE_COMMENT: &str = "costagg: the daily usage summary in the layout of koku, created by costagg; whole months may be swapped in";
+
+/// koku's primary key of the summary table.
+pub const PRIMARY_KEY: &str = "(uuid, usage_start)";
+
+/// koku's indexes on the summary table: name and definition after `ON <table>`.
+pub const INDEXES: &[(&str, &str)] = &[
+    ("summary_ocp_usage_idx", "(usage_start)"),
+    ("summary_namespace_idx", "(namespace)"),
+    ("summary_node_idx", "(node)"),
+    ("summary_source_uuid_idx", "(source_uuid, usage_start)"),
+    ("pod_labels_idx", "USING gin (pod_labels)"),
+];
+
+fn column_list() -> String {
+    let columns: Vec<String> = COLUMNS.iter().map(|(n, t, _)| format!("    {n} {t}")).collect();
+    columns.join(",\n")
+}
+
 /// `CREATE TABLE` for the partitioned summary table, koku's columns and indexes.
 pub fn create_table(schema_q: &str) -> Vec<String> {
-    let columns: Vec<String> = COLUMNS.iter().map(|(n, t, _)| format!("    {n} {t}")).collect();
     let table = format!("{schema_q}.{SUMMARY_TABLE}");
-    vec![
+    let mut sql = vec![
         format!("CREATE SCHEMA IF NOT EXISTS {schema_q}"),
         format!(
-            "CREATE TABLE IF NOT EXISTS {table} (\n{},\n    PRIMARY KEY (uuid, usage_start)\n) PARTITION BY RANGE (usage_start)",
-            columns.join(",\n")
+            "CREATE TABLE IF NOT EXISTS {table} (\n{},\n    PRIMARY KEY {PRIMARY_KEY}\n) PARTITION BY RANGE (usage_start)",
+            column_list()
         ),
-        format!("CREATE INDEX IF NOT EXISTS summary_ocp_usage_idx ON {table} (usage_start)"),
-        format!("CREATE INDEX IF NOT EXISTS summary_namespace_idx ON {table} (namespace)"),
-        format!("CREATE INDEX IF NOT EXISTS summary_node_idx ON {table} (node)"),
-        format!("CREATE INDEX IF NOT EXISTS summary_source_uuid_idx ON {table} (source_uuid, usage_start)"),
-        format!("CREATE INDEX IF NOT EXISTS pod_labels_idx ON {table} USING gin (pod_labels)"),
-    ]
+        format!("COMMENT ON TABLE {table} IS '{TABLE_COMMENT}'"),
+    ];
+    sql.extend(
+        INDEXES
+            .iter()
+            .map(|(name, def)| format!("CREATE INDEX IF NOT EXISTS {name} ON {table} {def}")),
+    );
+    sql
+}
+
+/// A plain table with the summary's columns and no index: a month's partition being built.
+pub fn create_stage(table_q: &str) -> String {
+    format!("CREATE TABLE {table_q} (\n{}\n)", column_list())
+}
+
+/// The indexes of a stage table, each statement on its own so that they can be built on
+/// several connections at once: the primary key's unique index first (`<stage>_0`, made the
+/// primary key by [`stage_primary_key`] at the swap), then koku's indexes (`<stage>_<n>`). All
+/// are `CREATE INDEX`, whose SHARE locks let them run together (`ADD PRIMARY KEY` would lock
+/// the others out). The swap renames them.
+pub fn stage_indexes(schema_q: &str, stage: &str) -> Vec<String> {
+    let table = format!("{schema_q}.\"{stage}\"");
+    let mut sql = vec![format!(
+        "CREATE UNIQUE INDEX \"{stage}_0\" ON {table} {PRIMARY_KEY}"
+    )];
+    sql.extend(
+        INDEXES
+            .iter()
+            .enumerate()
+            .map(|(i, (_, def))| format!("CREATE INDEX \"{stage}_{}\" ON {table} {def}", i + 1)),
+    );
+    sql
+}
+
+/// Makes a stage's unique index `<stage>_0` its primary key (a catalog change, no scan).
+pub fn stage_primary_key(stage_q: &str, stage: &str) -> String {
+    format!("ALTER TABLE {stage_q} ADD CONSTRAINT \"{stage}_0\" PRIMARY KEY USING INDEX \"{stage}_0\"")
 }
 
 /// koku's partition name for a month: `<table>_YYYY_MM`.

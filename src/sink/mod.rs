@@ -4,18 +4,19 @@
 pub mod copy;
 pub mod ddl;
 pub mod runs;
+mod swap;
 pub mod tls;
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use futures::{SinkExt, Stream, StreamExt};
-use tokio_postgres::{Client, GenericClient, Transaction};
+use tokio_postgres::{Client, CopyInSink, GenericClient, Transaction};
 use tracing::{debug, info, warn};
 
-use crate::config::{CostCategoryPattern, DatabaseConfig, NodeRole, redact_url};
+use crate::config::{CostCategoryPattern, DatabaseConfig, NodeRole, WriteMethod, redact_url};
 use crate::error::{Error, Result};
 use crate::summary::labels::EnabledKeys;
 use crate::unit::{ClusterIdentity, ReportPeriod, UnitOfWork};
@@ -257,16 +258,31 @@ pub struct WriteOutcome {
     pub table_created: bool,
 }
 
+/// How a replace reaches PostgreSQL besides the unit's own connection.
+#[derive(Debug, Clone)]
+pub struct WriteOptions<'a> {
+    /// The database URL, for the extra connections a swap builds the month on.
+    pub url: &'a str,
+    /// Bytes buffered before a COPY chunk is sent.
+    pub copy_buffer_bytes: usize,
+    /// Connections a swap COPies and indexes on at once (at least 1).
+    pub connections: usize,
+}
+
 /// Replaces the unit's rows from `first_day` to the unit's end date with `batches`, in one
 /// transaction. On any error the transaction is rolled back and the previous rows stay.
+///
+/// Row by row: delete the unit's rows, COPY the new ones into the table. When the table is
+/// costagg's own and the month's partition holds only rows this run replaces, the month is
+/// built aside and swapped in instead (`swap`), which spares PostgreSQL the per-row index work.
 pub async fn replace_unit<S>(
     client: &mut Client,
     db: &DatabaseConfig,
     unit: &UnitOfWork,
     identity: &ClusterIdentity,
     first_day: NaiveDate,
-    copy_buffer_bytes: usize,
-    mut batches: S,
+    options: WriteOptions<'_>,
+    batches: S,
 ) -> Result<WriteOutcome>
 where
     S: Stream<Item = Result<RecordBatch>> + Unpin,
@@ -276,18 +292,50 @@ where
     let tx = client.transaction().await.map_err(Error::database("begin"))?;
 
     lock_unit(&tx, db, unit).await?;
-    if db.statement_timeout_seconds > 0 {
-        let sql = format!(
+    let statement_timeout = (db.statement_timeout_seconds > 0).then(|| {
+        format!(
             "SET LOCAL statement_timeout = '{}s'",
             db.statement_timeout_seconds
-        );
-        tx.batch_execute(&sql)
+        )
+    });
+    if let Some(sql) = &statement_timeout {
+        tx.batch_execute(sql)
             .await
             .map_err(Error::database("set statement timeout"))?;
     }
 
     let table_created = ensure_table(&tx, &schema_q, &table_q, unit).await?;
     let layout = existing_columns(&tx, &unit.schema, &table_q).await?;
+    let columns = output_columns(unit, identity, &layout.wires);
+
+    let plan = match db.write_method {
+        WriteMethod::Auto if !layout.has_infrastructure_raw_cost => swap::plan(&tx, unit, first_day).await?,
+        _ => None,
+    };
+    if let Some(plan) = plan {
+        let mut helpers = Vec::with_capacity(options.connections.max(1));
+        for _ in 0..options.connections.max(1) {
+            let helper = connect(options.url, db).await?;
+            if let Some(sql) = &statement_timeout {
+                helper
+                    .batch_execute(&sql.replace("SET LOCAL", "SET"))
+                    .await
+                    .map_err(Error::database("set statement timeout"))?;
+            }
+            helpers.push(helper);
+        }
+        let write = swap::SwapWrite {
+            unit,
+            first_day,
+            columns: &columns,
+            copy_buffer_bytes: options.copy_buffer_bytes,
+        };
+        let outcome = swap::replace(tx, &helpers, plan, write, batches).await?;
+        return Ok(WriteOutcome {
+            table_created,
+            ..outcome
+        });
+    }
 
     // koku leaves the rows the OCP-on-cloud step owns: a non-zero infrastructure_raw_cost.
     let keep_cloud_rows = if layout.has_infrastructure_raw_cost {
@@ -304,24 +352,56 @@ where
         .map_err(Error::database("delete previous rows"))?;
     debug!(rows = rows_deleted, from = %first_day, to = %unit.end_date, "deleted previous rows");
 
-    let columns = output_columns(unit, identity, &layout.wires);
-    let names: Vec<String> = columns.iter().map(|c| quote_ident(c.name)).collect();
-    let copy_sql = format!("COPY {table_q} ({}) FROM STDIN (FORMAT binary)", names.join(", "));
     let sink = tx
-        .copy_in(&copy_sql)
+        .copy_in(&copy_statement(&table_q, &columns))
         .await
         .map_err(Error::database("start COPY"))?;
-    futures::pin_mut!(sink);
-    let mut buf = BytesMut::with_capacity(copy_buffer_bytes + (64 << 10));
-    buf.extend_from_slice(copy::HEADER);
+    let rows_written = copy_batches(vec![sink], &columns, options.copy_buffer_bytes, batches).await?;
+
+    tx.commit().await.map_err(Error::database("commit"))?;
+    Ok(WriteOutcome {
+        rows_deleted,
+        rows_written,
+        table_created,
+    })
+}
+
+/// `COPY <table> (<columns>) FROM STDIN (FORMAT binary)`.
+fn copy_statement(table_q: &str, columns: &[OutputColumn]) -> String {
+    let names: Vec<String> = columns.iter().map(|c| quote_ident(c.name)).collect();
+    format!("COPY {table_q} ({}) FROM STDIN (FORMAT binary)", names.join(", "))
+}
+
+/// Encodes `batches` into binary COPY and sends them to `sinks`, one batch to each in turn,
+/// in chunks of about `copy_buffer_bytes`; finishes every COPY and returns the rows written.
+async fn copy_batches<S>(
+    sinks: Vec<CopyInSink<Bytes>>,
+    columns: &[OutputColumn],
+    copy_buffer_bytes: usize,
+    mut batches: S,
+) -> Result<u64>
+where
+    S: Stream<Item = Result<RecordBatch>> + Unpin,
+{
+    let mut outs: Vec<(std::pin::Pin<Box<CopyInSink<Bytes>>>, BytesMut)> = sinks
+        .into_iter()
+        .map(|sink| {
+            let mut buf = BytesMut::with_capacity(copy_buffer_bytes + (64 << 10));
+            buf.extend_from_slice(copy::HEADER);
+            (Box::pin(sink), buf)
+        })
+        .collect();
     // Test-only failpoint: hold the open COPY for a while after its first chunk, so tests can
     // kill the process or stop the server mid-COPY.
     let mut pause = std::env::var("COSTAGG_FAILPOINT_COPY_PAUSE_MS")
         .ok()
         .and_then(|ms| ms.parse().ok())
         .map(Duration::from_millis);
+    let (mut turn, n) = (0, outs.len());
     while let Some(batch) = batches.next().await {
-        copy::encode_batch(&columns, &batch?, &mut buf)?;
+        let (sink, buf) = &mut outs[turn % n];
+        turn += 1;
+        copy::encode_batch(columns, &batch?, buf)?;
         if let Some(pause) = pause.take() {
             sink.send(buf.split().freeze())
                 .await
@@ -338,18 +418,19 @@ where
                 .map_err(Error::database("COPY"))?;
         }
     }
-    buf.extend_from_slice(copy::TRAILER);
-    sink.send(buf.split().freeze())
-        .await
-        .map_err(Error::database("COPY"))?;
-    let rows_written = sink.finish().await.map_err(Error::database("finish COPY"))?;
-
-    tx.commit().await.map_err(Error::database("commit"))?;
-    Ok(WriteOutcome {
-        rows_deleted,
-        rows_written,
-        table_created,
-    })
+    let mut rows = 0;
+    for (mut sink, mut buf) in outs {
+        buf.extend_from_slice(copy::TRAILER);
+        sink.send(buf.split().freeze())
+            .await
+            .map_err(Error::database("COPY"))?;
+        rows += sink
+            .as_mut()
+            .finish()
+            .await
+            .map_err(Error::database("finish COPY"))?;
+    }
+    Ok(rows)
 }
 
 async fn lock_unit(tx: &Transaction<'_>, db: &DatabaseConfig, unit: &UnitOfWork) -> Result<()> {
@@ -454,7 +535,7 @@ async fn partition_needed(tx: &Transaction<'_>, unit: &UnitOfWork) -> Result<boo
     Ok(partitioned && !covered)
 }
 
-fn partition_bound(unit: &UnitOfWork) -> String {
+pub(crate) fn partition_bound(unit: &UnitOfWork) -> String {
     let from = UnitOfWork::first_day(unit.year, unit.month);
     let to = UnitOfWork::next_month_start(unit.year, unit.month);
     format!("FOR VALUES FROM ('{from}') TO ('{to}')")

@@ -1,0 +1,292 @@
+//! Replacing a month by building its partition aside and swapping it in.
+//!
+//! Row by row, PostgreSQL maintains koku's six indexes for every row COPY inserts, which costs
+//! three times the COPY itself (see benches/README.md). When the summary table is costagg's own
+//! (it carries [`ddl::TABLE_COMMENT`]) and the month's partition holds nothing but the rows this
+//! run replaces, the month is instead:
+//!
+//! 1. COPied into a plain stage table with no index, over several connections at once;
+//! 2. indexed in bulk, the indexes spread over those connections;
+//! 3. swapped in by the unit's transaction, which has held the unit's lock from the start: lock
+//!    the table against writers, carry over any row another run wrote to the month meanwhile,
+//!    drop the old partition, attach the stage in its place under the old names, commit.
+//!
+//! Readers see the old month until that commit and the new one after it, as with row-by-row
+//! writing. A run that fails or is killed before the commit leaves the old partition untouched
+//! and at most a stage table (`costagg_stage_<key>`), which the next run of the unit drops.
+//! koku's own tables (no comment) are never swapped: costagg does not alter them.
+
+use futures::{Stream, future::try_join_all};
+use tokio_postgres::{Client, Transaction};
+use tracing::{debug, info};
+
+use super::copy::OutputColumn;
+use super::ddl::{self, SUMMARY_TABLE};
+use super::{WriteOutcome, copy_batches, lock_key, quote_ident};
+use crate::error::{Error, Result};
+use crate::unit::UnitOfWork;
+use chrono::NaiveDate;
+use datafusion::arrow::array::RecordBatch;
+
+/// A month that can be swapped: its partition's name.
+pub(super) struct SwapPlan {
+    partition: String,
+}
+
+/// The stage table of a unit: one name per unit, so a leftover is found and dropped by the
+/// next run of the same unit (which holds the unit's lock).
+fn stage_name(unit: &UnitOfWork) -> String {
+    format!("costagg_stage_{:016x}", lock_key(unit) as u64)
+}
+
+/// The rows of a month's partition that a run replacing `[first_day, end_date]` of `source`
+/// keeps, as disjoint conditions that each use the `(source_uuid, usage_start)` index.
+const KEPT: [&str; 5] = [
+    "source_uuid IS NULL",
+    "source_uuid < $1",
+    "source_uuid > $1",
+    "source_uuid = $1 AND usage_start < $2",
+    "source_uuid = $1 AND usage_start > $3",
+];
+
+/// Whether the unit's month can be swapped in: the table is costagg's, has a partition for
+/// exactly this month, and that partition holds no row the run keeps (another source's, or
+/// days outside the run's range). Otherwise the month is written row by row.
+pub(super) async fn plan(
+    tx: &Transaction<'_>,
+    unit: &UnitOfWork,
+    first_day: NaiveDate,
+) -> Result<Option<SwapPlan>> {
+    let row = tx
+        .query_opt(
+            "SELECT obj_description(c.oid, 'pg_class') = $3, p.relname::text \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_inherits i ON i.inhparent = c.oid JOIN pg_class p ON p.oid = i.inhrelid \
+             WHERE n.nspname = $1 AND c.relname = $2 AND pg_get_expr(p.relpartbound, p.oid) = $4",
+            &[
+                &unit.schema,
+                &SUMMARY_TABLE,
+                &ddl::TABLE_COMMENT,
+                &super::partition_bound(unit),
+            ],
+        )
+        .await
+        .map_err(Error::database("read the month's partition"))?;
+    let Some((true, partition)) =
+        row.map(|r| (r.get::<_, Option<bool>>(0) == Some(true), r.get::<_, String>(1)))
+    else {
+        return Ok(None);
+    };
+    let partition_q = format!("{}.{}", quote_ident(&unit.schema), quote_ident(&partition));
+    let any_kept = KEPT
+        .iter()
+        .map(|c| format!("EXISTS (SELECT 1 FROM {partition_q} WHERE {c})"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let kept: bool = tx
+        .query_one(
+            &format!("SELECT {any_kept}"),
+            &[&unit.source, &first_day, &unit.end_date],
+        )
+        .await
+        .map_err(Error::database("look for rows to keep"))?
+        .get(0);
+    if kept {
+        debug!(partition, "the month holds rows to keep; writing row by row");
+        return Ok(None);
+    }
+    Ok(Some(SwapPlan { partition }))
+}
+
+/// What [`replace`] needs besides the plan and the rows.
+pub(super) struct SwapWrite<'a> {
+    pub unit: &'a UnitOfWork,
+    pub first_day: NaiveDate,
+    pub columns: &'a [OutputColumn],
+    pub copy_buffer_bytes: usize,
+}
+
+/// Builds the month in a stage table on `helpers` (one COPY and a share of the indexes each),
+/// then swaps it in with `tx` and commits. On error the stage is dropped when a helper can
+/// still reach the server, and `tx` rolls back when dropped.
+pub(super) async fn replace<S>(
+    tx: Transaction<'_>,
+    helpers: &[Client],
+    plan: SwapPlan,
+    write: SwapWrite<'_>,
+    batches: S,
+) -> Result<WriteOutcome>
+where
+    S: Stream<Item = Result<RecordBatch>> + Unpin,
+{
+    let schema_q = quote_ident(&write.unit.schema);
+    let stage = stage_name(write.unit);
+    let stage_q = format!("{schema_q}.{}", quote_ident(&stage));
+    let built = build_stage(helpers, &schema_q, &stage, &stage_q, &write, batches).await;
+    let outcome = match built {
+        Ok(rows_written) => swap_in(tx, &plan, &schema_q, &stage_q, &write, rows_written).await,
+        Err(e) => Err(e),
+    };
+    if outcome.is_err() {
+        // Best effort: the next run of the unit drops a stage left behind anyway.
+        let _ = helpers[0]
+            .batch_execute(&format!("DROP TABLE IF EXISTS {stage_q}"))
+            .await;
+    }
+    outcome
+}
+
+/// Creates the stage (dropping one a killed run left), COPies the rows into it round robin over
+/// the helpers, and builds its primary key and indexes spread over them. Returns the rows
+/// copied.
+async fn build_stage<S>(
+    helpers: &[Client],
+    schema_q: &str,
+    stage: &str,
+    stage_q: &str,
+    write: &SwapWrite<'_>,
+    batches: S,
+) -> Result<u64>
+where
+    S: Stream<Item = Result<RecordBatch>> + Unpin,
+{
+    let create = format!("DROP TABLE IF EXISTS {stage_q}; {}", ddl::create_stage(stage_q));
+    helpers[0]
+        .batch_execute(&create)
+        .await
+        .map_err(Error::database("create the stage table"))?;
+    let copy_sql = super::copy_statement(stage_q, write.columns);
+    let mut sinks = Vec::with_capacity(helpers.len());
+    for helper in helpers {
+        sinks.push(
+            helper
+                .copy_in(&copy_sql)
+                .await
+                .map_err(Error::database("start COPY"))?,
+        );
+    }
+    let rows = copy_batches(sinks, write.columns, write.copy_buffer_bytes, batches).await?;
+    debug!(rows, stage, "stage filled; building its indexes");
+
+    // The GIN index costs about as much as the five b-trees together: it goes alone on the
+    // first connection, the rest spread over the others (all on one when there is one).
+    let statements = ddl::stage_indexes(schema_q, stage);
+    let mut shares: Vec<Vec<String>> = vec![Vec::new(); helpers.len()];
+    for sql in statements {
+        let share = if sql.contains("USING gin") || helpers.len() == 1 {
+            0
+        } else {
+            1 + shares[1..]
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| s.len())
+                .map_or(0, |(i, _)| i)
+        };
+        shares[share].push(sql);
+    }
+    try_join_all(helpers.iter().zip(&shares).map(|(helper, share)| async move {
+        for sql in share {
+            helper
+                .batch_execute(sql)
+                .await
+                .map_err(Error::database("index the stage table"))?;
+        }
+        Ok::<_, Error>(())
+    }))
+    .await?;
+    Ok(rows)
+}
+
+/// In the unit's transaction: keeps writers out, carries over rows written to the month since
+/// the plan, replaces the old partition by the stage under the old names, and commits.
+async fn swap_in(
+    tx: Transaction<'_>,
+    plan: &SwapPlan,
+    schema_q: &str,
+    stage_q: &str,
+    write: &SwapWrite<'_>,
+    rows_written: u64,
+) -> Result<WriteOutcome> {
+    let table_q = format!("{schema_q}.{}", quote_ident(SUMMARY_TABLE));
+    let partition_q = format!("{schema_q}.{}", quote_ident(&plan.partition));
+    let unit = write.unit;
+    let range: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+        [&unit.source, &write.first_day, &unit.end_date];
+    // Writers take the table's lock before a partition's, so taking the table's first cannot
+    // deadlock with them; readers go on until the drop below.
+    tx.batch_execute(&format!("LOCK TABLE {table_q} IN EXCLUSIVE MODE"))
+        .await
+        .map_err(Error::database("lock the summary table"))?;
+    let names: Vec<String> = write.columns.iter().map(|c| quote_ident(c.name)).collect();
+    let names = names.join(", ");
+    let carry = KEPT
+        .iter()
+        .map(|c| format!("SELECT {names} FROM {partition_q} WHERE {c}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let carried = tx
+        .execute(&format!("INSERT INTO {stage_q} ({names}) {carry}"), &range)
+        .await
+        .map_err(Error::database("carry over rows to keep"))?;
+    if carried > 0 {
+        info!(
+            rows = carried,
+            "rows written to the month by another run were carried over"
+        );
+    }
+    let rows_deleted: i64 = tx
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {partition_q} \
+                 WHERE source_uuid = $1 AND usage_start >= $2 AND usage_start <= $3"
+            ),
+            &range,
+        )
+        .await
+        .map_err(Error::database("count the rows replaced"))?
+        .get(0);
+    let index_names = "SELECT parent.relname::text, child.relname::text FROM pg_index x \
+                       JOIN pg_class child ON child.oid = x.indexrelid \
+                       JOIN pg_inherits h ON h.inhrelid = x.indexrelid \
+                       JOIN pg_class parent ON parent.oid = h.inhparent \
+                       WHERE x.indrelid = $1::text::regclass";
+    let old_names = tx
+        .query(index_names, &[&partition_q])
+        .await
+        .map_err(Error::database("read the partition's index names"))?;
+    let partition = quote_ident(&plan.partition);
+    tx.batch_execute(&format!(
+        "{}; DROP TABLE {partition_q}; \
+         ALTER TABLE {stage_q} RENAME TO {partition}; \
+         ALTER TABLE {table_q} ATTACH PARTITION {partition_q} {}",
+        ddl::stage_primary_key(stage_q, &stage_name(unit)),
+        super::partition_bound(unit),
+    ))
+    .await
+    .map_err(Error::database("swap in the new partition"))?;
+    let new_names = tx
+        .query(index_names, &[&partition_q])
+        .await
+        .map_err(Error::database("read the new partition's index names"))?;
+    let mut renames = String::new();
+    for new in &new_names {
+        let (parent, name): (String, String) = (new.get(0), new.get(1));
+        if let Some(old) = old_names.iter().find(|o| o.get::<_, String>(0) == parent) {
+            renames.push_str(&format!(
+                "ALTER INDEX {schema_q}.{} RENAME TO {};",
+                quote_ident(&name),
+                quote_ident(&old.get::<_, String>(1))
+            ));
+        }
+    }
+    tx.batch_execute(&renames)
+        .await
+        .map_err(Error::database("name the new partition's indexes"))?;
+    tx.commit().await.map_err(Error::database("commit"))?;
+    info!(partition = %plan.partition, rows = rows_written + carried, "swapped in the month's new partition");
+    Ok(WriteOutcome {
+        rows_deleted: rows_deleted as u64,
+        rows_written,
+        table_created: false,
+    })
+}
