@@ -278,7 +278,10 @@ async fn paused_in_copy(seed: u64) -> Paused {
     assert_eq!(code, Some(0), "{stderr}");
     let client = connect(&url).await;
     let before = dump(&client, SOURCE_A).await;
+    // Swapped in (a small month, so `auto` would write row by row): the failures below hit a
+    // month being built aside.
     let child = costagg_run(dir.path(), &url)
+        .env("COSTAGG_DATABASE__WRITE_METHOD", "swap")
         .env("COSTAGG_FAILPOINT_COPY_PAUSE_MS", "60000")
         .env("COSTAGG_REFERENCE__ENABLED_TAG_KEYS", "[app, version]")
         .spawn()
@@ -332,8 +335,10 @@ async fn rows_another_source_writes_while_a_month_is_built_aside_are_carried_int
     let client = connect(&url).await;
     let a_before = dump(&client, SOURCE_A).await;
 
-    // A's month holds only A's rows: its second run builds the month aside, held in its COPY.
+    // A's month holds only A's rows: its second run (asked to swap) builds the month aside,
+    // held in its COPY.
     let a = costagg_run(dir.path(), &url)
+        .env("COSTAGG_DATABASE__WRITE_METHOD", "swap")
         .env("COSTAGG_FAILPOINT_COPY_PAUSE_MS", "3000")
         .spawn()
         .unwrap();

@@ -140,10 +140,10 @@ async fn another_source_and_another_month_are_untouched() {
 
     // Re-run source A for October with other keys enabled: its October rows change...
     let partition = october_partition(&client).await;
-    run_october(dir.path(), &url, config_with_keys(&["app", "version"]))
-        .await
-        .unwrap();
-    // ...row by row, since the month also holds source B's rows (no swap)...
+    let mut swap = config_with_keys(&["app", "version"]);
+    swap.database.write_method = costagg::config::WriteMethod::Swap;
+    run_october(dir.path(), &url, swap).await.unwrap();
+    // ...row by row even when a swap is asked for, since the month also holds source B's rows...
     assert_eq!(october_partition(&client).await, partition);
     let a_after = dump(&client, SOURCE_A).await;
     assert_ne!(a_before, a_after);
@@ -188,7 +188,9 @@ async fn a_month_of_costaggs_own_table_is_built_aside_and_swapped_in_with_the_sa
     let url = fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), SOURCE_A, "2025-10", 3000, 6);
-    let config = config_with_keys(&["app"]);
+    // A small month: `auto` would write it row by row; `swap` swaps whenever possible.
+    let mut config = config_with_keys(&["app"]);
+    config.database.write_method = costagg::config::WriteMethod::Swap;
     let first = run_october(dir.path(), &url, config.clone()).await.unwrap();
     let client = connect(&url).await;
     let rows = dump(&client, SOURCE_A).await;
@@ -210,16 +212,22 @@ async fn a_month_of_costaggs_own_table_is_built_aside_and_swapped_in_with_the_sa
         "{indexes:?}"
     );
 
-    // Row by row when asked: the partition stays, its rows are replaced.
-    let mut rows_config = config.clone();
-    rows_config.database.write_method = costagg::config::WriteMethod::Rows;
-    let by_rows = run_october(dir.path(), &url, rows_config).await.unwrap();
-    assert_eq!(october_partition(&client).await, partition);
-    assert_eq!(by_rows.rows_deleted, first.rows_written);
-    assert_same_rows(&dump(&client, SOURCE_A).await, &rows);
+    // Row by row when asked, and by default for a month this small (3,000 pod usage rows):
+    // the partition stays, its rows are replaced.
+    for method in [
+        costagg::config::WriteMethod::Rows,
+        costagg::config::WriteMethod::Auto,
+    ] {
+        let mut rows_config = config.clone();
+        rows_config.database.write_method = method;
+        let by_rows = run_october(dir.path(), &url, rows_config).await.unwrap();
+        assert_eq!(october_partition(&client).await, partition, "{method:?}");
+        assert_eq!(by_rows.rows_deleted, first.rows_written);
+        assert_same_rows(&dump(&client, SOURCE_A).await, &rows);
+    }
 
-    // By default the month holds only this unit's rows, so it is swapped in: a new partition
-    // with the same rows, bounds, index names and definitions, and no stage table left.
+    // The month holds only this unit's rows, so `swap` swaps it in: a new partition with the
+    // same rows, bounds, index names and definitions, and no stage table left.
     let swapped = run_october(dir.path(), &url, config).await.unwrap();
     assert_ne!(october_partition(&client).await, partition);
     assert_eq!(swapped.rows_deleted, first.rows_written);

@@ -130,19 +130,23 @@ pub struct DatabaseConfig {
     /// second between attempts, at most `connect_retry_max_seconds`.
     pub connect_attempts: u32,
     pub connect_retry_max_seconds: u64,
-    /// How a month is replaced: `auto` swaps in a freshly built partition when the table is
-    /// costagg's own and the month holds only the rows being replaced, else row by row;
-    /// `rows` always deletes and COPies row by row.
+    /// How a month is replaced (see [`WriteMethod`]).
     pub write_method: WriteMethod,
 }
 
-/// How a month's rows are replaced (`database.write_method`).
+/// How a month's rows are replaced (`database.write_method`). A swap builds the month aside
+/// and swaps it in; it is possible only when the summary table is costagg's own and the
+/// month's partition holds nothing but the rows being replaced; otherwise rows are deleted and
+/// COPied row by row.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum WriteMethod {
-    /// Swap in a freshly built partition when the table allows it, else row by row.
+    /// Swap when possible and the month is large enough to gain from it
+    /// (`sink::SWAP_MIN_INPUT_ROWS` pod usage rows), else row by row.
     #[default]
     Auto,
+    /// Swap whenever possible, whatever the size.
+    Swap,
     /// Always delete and COPY row by row.
     Rows,
 }

@@ -104,14 +104,18 @@ pub const TABLE_COMMENT: &str = "costagg: the daily usage summary in the layout 
 /// koku's primary key of the summary table.
 pub const PRIMARY_KEY: &str = "(uuid, usage_start)";
 
-/// koku's indexes on the summary table: name and definition after `ON <table>`.
-pub const INDEXES: &[(&str, &str)] = &[
-    ("summary_ocp_usage_idx", "(usage_start)"),
-    ("summary_namespace_idx", "(namespace)"),
-    ("summary_node_idx", "(node)"),
-    ("summary_source_uuid_idx", "(source_uuid, usage_start)"),
-    ("pod_labels_idx", "USING gin (pod_labels)"),
+/// koku's indexes on the summary table: name, definition after `ON <table>`, and the relative
+/// time PostgreSQL takes to build it over a month (measured at 515K rows: the GIN 2.4 s, the
+/// text b-trees ~0.9 s, the others ~0.5 s), used to share builds between connections.
+pub const INDEXES: &[(&str, &str, u32)] = &[
+    ("summary_ocp_usage_idx", "(usage_start)", 1),
+    ("summary_namespace_idx", "(namespace)", 2),
+    ("summary_node_idx", "(node)", 2),
+    ("summary_source_uuid_idx", "(source_uuid, usage_start)", 1),
+    ("pod_labels_idx", "USING gin (pod_labels)", 5),
 ];
+/// The relative build time of the primary key's index (see [`INDEXES`]).
+const PRIMARY_KEY_COST: u32 = 2;
 
 fn column_list() -> String {
     let columns: Vec<String> = COLUMNS.iter().map(|(n, t, _)| format!("    {n} {t}")).collect();
@@ -132,7 +136,7 @@ pub fn create_table(schema_q: &str) -> Vec<String> {
     sql.extend(
         INDEXES
             .iter()
-            .map(|(name, def)| format!("CREATE INDEX IF NOT EXISTS {name} ON {table} {def}")),
+            .map(|(name, def, _)| format!("CREATE INDEX IF NOT EXISTS {name} ON {table} {def}")),
     );
     sql
 }
@@ -142,22 +146,23 @@ pub fn create_stage(table_q: &str) -> String {
     format!("CREATE TABLE {table_q} (\n{}\n)", column_list())
 }
 
-/// The indexes of a stage table, each statement on its own so that they can be built on
-/// several connections at once: the primary key's unique index first (`<stage>_0`, made the
-/// primary key by [`stage_primary_key`] at the swap), then koku's indexes (`<stage>_<n>`). All
-/// are `CREATE INDEX`, whose SHARE locks let them run together (`ADD PRIMARY KEY` would lock
-/// the others out). The swap renames them.
-pub fn stage_indexes(schema_q: &str, stage: &str) -> Vec<String> {
+/// The indexes of a stage table with their relative build times, each statement on its own so
+/// that they can be built on several connections at once: the primary key's unique index
+/// (`<stage>_0`, made the primary key by [`stage_primary_key`] at the swap), then koku's indexes
+/// (`<stage>_<n>`). All are `CREATE INDEX`, whose SHARE locks let them run together (`ADD
+/// PRIMARY KEY` would lock the others out). The swap renames them.
+pub fn stage_indexes(schema_q: &str, stage: &str) -> Vec<(String, u32)> {
     let table = format!("{schema_q}.\"{stage}\"");
-    let mut sql = vec![format!(
-        "CREATE UNIQUE INDEX \"{stage}_0\" ON {table} {PRIMARY_KEY}"
+    let mut sql = vec![(
+        format!("CREATE UNIQUE INDEX \"{stage}_0\" ON {table} {PRIMARY_KEY}"),
+        PRIMARY_KEY_COST,
     )];
-    sql.extend(
-        INDEXES
-            .iter()
-            .enumerate()
-            .map(|(i, (_, def))| format!("CREATE INDEX \"{stage}_{}\" ON {table} {def}", i + 1)),
-    );
+    sql.extend(INDEXES.iter().enumerate().map(|(i, (_, def, cost))| {
+        (
+            format!("CREATE INDEX \"{stage}_{}\" ON {table} {def}", i + 1),
+            *cost,
+        )
+    }));
     sql
 }
 

@@ -39,6 +39,23 @@ fn stage_name(unit: &UnitOfWork) -> String {
     format!("costagg_stage_{:016x}", lock_key(unit) as u64)
 }
 
+/// Drops the stage table a killed run of the unit left, in the unit's transaction, when the run
+/// writes row by row (a swap drops it on its own connection before building).
+pub(super) async fn drop_leftover_stage(tx: &Transaction<'_>, unit: &UnitOfWork) -> Result<()> {
+    let stage = stage_name(unit);
+    if super::table_exists(tx, &unit.schema, &stage).await? {
+        let sql = format!("DROP TABLE {}.{}", quote_ident(&unit.schema), quote_ident(&stage));
+        tx.batch_execute(&sql)
+            .await
+            .map_err(Error::database("drop a stage table left behind"))?;
+        info!(
+            table = stage,
+            "dropped the stage table an earlier run of the unit left"
+        );
+    }
+    Ok(())
+}
+
 /// The rows of a month's partition that a run replacing `[first_day, end_date]` of `source`
 /// keeps, as disjoint conditions that each use the `(source_uuid, usage_start)` index.
 const KEPT: [&str; 5] = [
@@ -168,31 +185,32 @@ where
     let rows = copy_batches(sinks, write.columns, write.copy_buffer_bytes, batches).await?;
     debug!(rows, stage, "stage filled; building its indexes");
 
-    // The GIN index costs about as much as the five b-trees together: it goes alone on the
-    // first connection, the rest spread over the others (all on one when there is one).
-    let statements = ddl::stage_indexes(schema_q, stage);
-    let mut shares: Vec<Vec<String>> = vec![Vec::new(); helpers.len()];
-    for sql in statements {
-        let share = if sql.contains("USING gin") || helpers.len() == 1 {
-            0
-        } else {
-            1 + shares[1..]
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, s)| s.len())
-                .map_or(0, |(i, _)| i)
-        };
-        shares[share].push(sql);
+    // Longest build first, each to the connection with the least work so far.
+    let mut statements = ddl::stage_indexes(schema_q, stage);
+    statements.sort_by_key(|(_, cost)| std::cmp::Reverse(*cost));
+    let mut shares: Vec<(u32, Vec<String>)> = vec![(0, Vec::new()); helpers.len()];
+    for (sql, cost) in statements {
+        let least = shares
+            .iter_mut()
+            .min_by_key(|(load, _)| *load)
+            .expect("at least one connection");
+        least.0 += cost;
+        least.1.push(sql);
     }
-    try_join_all(helpers.iter().zip(&shares).map(|(helper, share)| async move {
-        for sql in share {
-            helper
-                .batch_execute(sql)
-                .await
-                .map_err(Error::database("index the stage table"))?;
-        }
-        Ok::<_, Error>(())
-    }))
+    try_join_all(
+        helpers
+            .iter()
+            .zip(&shares)
+            .map(|(helper, (_, share))| async move {
+                for sql in share {
+                    helper
+                        .batch_execute(sql)
+                        .await
+                        .map_err(Error::database("index the stage table"))?;
+                }
+                Ok::<_, Error>(())
+            }),
+    )
     .await?;
     Ok(rows)
 }
