@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
 use tracing::field::Empty;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use config::{BadRows, Config, Profile};
 use error::{Error, Result};
@@ -499,7 +499,13 @@ async fn check_rows(
             continue;
         }
         let days = (unit.start_date, unit.end_date);
+        let started = Instant::now();
         let found = input::quality::count(ctx, report, month, days).await?;
+        debug!(
+            report = report.folder(),
+            ms = started.elapsed().as_millis() as u64,
+            "counted problem rows"
+        );
         if report == ReportType::PodUsage {
             total.first_day = found.first_day;
         }

@@ -34,12 +34,15 @@ fn bad_quantity(report: ReportType) -> String {
         .iter()
         .filter(|c| c.kind == Kind::Quantity)
         .map(|c| {
+            // Two comparisons per value, right under IEEE and under Arrow's total ordering
+            // alike: negatives and -inf fail `>= -0.0` (and -0.0 passes it); +inf fails
+            // `< inf`; NaN fails one or the other (IEEE: both false; total order: NaN sorts
+            // above +inf, or below -inf when its sign bit is set).
             let x = format!("coalesce({}, 0.0)", c.name);
-            // `< -0.0` catches every negative number and -inf under IEEE and total ordering.
-            format!("{x} < CAST('-0.0' AS DOUBLE) OR isnan({x}) OR {x} = CAST('Infinity' AS DOUBLE)")
+            format!("{x} >= CAST('-0.0' AS DOUBLE) AND {x} < CAST('Infinity' AS DOUBLE)")
         })
         .collect();
-    format!("({})", checks.join(" OR "))
+    format!("(NOT ({}))", checks.join(" AND "))
 }
 
 /// Counts the malformed rows of a registered report table, and finds the first day of `days`
@@ -96,4 +99,67 @@ pub async fn skip_bad_quantities(ctx: &SessionContext, report: ReportType) -> Re
     ))
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::MemTable;
+
+    use super::*;
+
+    /// Each value in the first quantity column of a pod usage table (the others 0), and whether
+    /// the malformed-row condition calls the row bad.
+    #[tokio::test]
+    async fn negatives_infinities_and_nans_are_bad_and_zeros_and_nulls_are_not() {
+        let cases: [(Option<f64>, bool); 10] = [
+            (Some(0.0), false),
+            (Some(-0.0), false),
+            (Some(3600.0), false),
+            (Some(f64::MAX), false),
+            (None, false),
+            (Some(-1e-300), true),
+            (Some(f64::NEG_INFINITY), true),
+            (Some(f64::INFINITY), true),
+            (Some(f64::NAN), true),
+            (Some(-f64::NAN), true),
+        ];
+        let quantities: Vec<&str> = ReportType::PodUsage
+            .columns()
+            .iter()
+            .filter(|c| c.kind == Kind::Quantity)
+            .map(|c| c.name)
+            .collect();
+        let fields: Vec<Field> = quantities
+            .iter()
+            .map(|n| Field::new(*n, DataType::Float64, true))
+            .collect();
+        let columns: Vec<ArrayRef> = (0..quantities.len())
+            .map(|i| -> ArrayRef {
+                Arc::new(match i {
+                    0 => Float64Array::from_iter(cases.iter().map(|(v, _)| *v)),
+                    _ => Float64Array::from(vec![0.0; cases.len()]),
+                })
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let ctx = SessionContext::new();
+        let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
+        ctx.register_table("t", Arc::new(table)).unwrap();
+        let sql = format!("SELECT {} FROM t", bad_quantity(ReportType::PodUsage));
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let bad: Vec<bool> = batches
+            .iter()
+            .flat_map(|b| {
+                let a = b.column(0).as_any().downcast_ref::<BooleanArray>().unwrap();
+                a.iter().map(|v| v.unwrap()).collect::<Vec<_>>()
+            })
+            .collect();
+        let expected: Vec<bool> = cases.iter().map(|(_, b)| *b).collect();
+        assert_eq!(bad, expected, "{cases:?}");
+    }
 }

@@ -233,7 +233,14 @@ async fn script(ctx: &SessionContext, sql: &str) -> Result<Option<DataFrame>> {
         .join("\n");
     let mut last = None;
     for statement in code.split(';').filter(|s| !s.trim().is_empty()) {
+        let started = std::time::Instant::now();
         last = Some(ctx.sql(statement).await?);
+        let first_line = statement.trim().lines().next().unwrap_or_default();
+        tracing::debug!(
+            statement = first_line,
+            ms = started.elapsed().as_millis() as u64,
+            "ran"
+        );
     }
     Ok(last)
 }
