@@ -12,6 +12,7 @@ use costagg::telemetry::{self, Format};
 use costagg::{RunOutput, RunRequest};
 
 fn main() -> ExitCode {
+    costagg::memory::limit_malloc_arenas();
     let cli = Cli::parse();
     let format = telemetry::init(cli.log_level.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
