@@ -299,14 +299,8 @@ where
     let tx = client.transaction().await.map_err(Error::database("begin"))?;
 
     lock_unit(&tx, db, unit).await?;
-    let statement_timeout = (db.statement_timeout_seconds > 0).then(|| {
-        format!(
-            "SET LOCAL statement_timeout = '{}s'",
-            db.statement_timeout_seconds
-        )
-    });
-    if let Some(sql) = &statement_timeout {
-        tx.batch_execute(sql)
+    if let Some(setting) = statement_timeout(db) {
+        tx.batch_execute(&format!("SET LOCAL {setting}"))
             .await
             .map_err(Error::database("set statement timeout"))?;
     }
@@ -320,17 +314,18 @@ where
         WriteMethod::Swap => true,
         WriteMethod::Rows => false,
     };
-    let plan = match swap_wanted && !layout.has_infrastructure_raw_cost {
-        true => swap::plan(&tx, unit, first_day).await?,
-        false => None,
+    let plan = if swap_wanted && !layout.has_infrastructure_raw_cost {
+        swap::plan(&tx, unit, first_day).await?
+    } else {
+        None
     };
     if let Some(plan) = plan {
-        let mut helpers = Vec::with_capacity(options.connections.max(1));
+        let mut helpers = Vec::new();
         for _ in 0..options.connections.max(1) {
             let helper = connect(options.url, db).await?;
-            if let Some(sql) = &statement_timeout {
+            if let Some(setting) = statement_timeout(db) {
                 helper
-                    .batch_execute(&sql.replace("SET LOCAL", "SET"))
+                    .batch_execute(&format!("SET {setting}"))
                     .await
                     .map_err(Error::database("set statement timeout"))?;
             }
@@ -356,9 +351,7 @@ where
     } else {
         ""
     };
-    let delete = format!(
-        "DELETE FROM {table_q} WHERE source_uuid = $1 AND usage_start >= $2 AND usage_start <= $3{keep_cloud_rows}"
-    );
+    let delete = format!("DELETE FROM {table_q} WHERE {REPLACED}{keep_cloud_rows}");
     let rows_deleted = tx
         .execute(&delete, &[&unit.source, &first_day, &unit.end_date])
         .await
@@ -379,10 +372,28 @@ where
     })
 }
 
+/// The rows of the summary table a unit replaces, with `$1` the source and `$2`, `$3` the first
+/// and last day.
+const REPLACED: &str = "source_uuid = $1 AND usage_start >= $2 AND usage_start <= $3";
+
+/// `statement_timeout = '<n>s'` when `database.statement_timeout_seconds` sets one.
+fn statement_timeout(db: &DatabaseConfig) -> Option<String> {
+    (db.statement_timeout_seconds > 0)
+        .then(|| format!("statement_timeout = '{}s'", db.statement_timeout_seconds))
+}
+
+/// The written columns' quoted names, comma-separated.
+fn column_names(columns: &[OutputColumn]) -> String {
+    let names: Vec<String> = columns.iter().map(|c| quote_ident(c.name)).collect();
+    names.join(", ")
+}
+
 /// `COPY <table> (<columns>) FROM STDIN (FORMAT binary)`.
 fn copy_statement(table_q: &str, columns: &[OutputColumn]) -> String {
-    let names: Vec<String> = columns.iter().map(|c| quote_ident(c.name)).collect();
-    format!("COPY {table_q} ({}) FROM STDIN (FORMAT binary)", names.join(", "))
+    format!(
+        "COPY {table_q} ({}) FROM STDIN (FORMAT binary)",
+        column_names(columns)
+    )
 }
 
 /// Encodes `batches` into binary COPY and sends them to `sinks`, one batch to each in turn,

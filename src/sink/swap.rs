@@ -22,7 +22,7 @@ use tracing::{debug, info};
 
 use super::copy::OutputColumn;
 use super::ddl::{self, SUMMARY_TABLE};
-use super::{WriteOutcome, copy_batches, lock_key, quote_ident};
+use super::{REPLACED, WriteOutcome, column_names, copy_batches, lock_key, quote_ident};
 use crate::error::{Error, Result};
 use crate::unit::UnitOfWork;
 use chrono::NaiveDate;
@@ -141,7 +141,7 @@ where
     let stage_q = format!("{schema_q}.{}", quote_ident(&stage));
     let built = build_stage(helpers, &schema_q, &stage, &stage_q, &write, batches).await;
     let outcome = match built {
-        Ok(rows_written) => swap_in(tx, &plan, &schema_q, &stage_q, &write, rows_written).await,
+        Ok(rows_written) => swap_in(tx, &plan, &schema_q, &stage, &write, rows_written).await,
         Err(e) => Err(e),
     };
     if outcome.is_err() {
@@ -221,11 +221,12 @@ async fn swap_in(
     tx: Transaction<'_>,
     plan: &SwapPlan,
     schema_q: &str,
-    stage_q: &str,
+    stage: &str,
     write: &SwapWrite<'_>,
     rows_written: u64,
 ) -> Result<WriteOutcome> {
     let table_q = format!("{schema_q}.{}", quote_ident(SUMMARY_TABLE));
+    let stage_q = format!("{schema_q}.{}", quote_ident(stage));
     let partition_q = format!("{schema_q}.{}", quote_ident(&plan.partition));
     let unit = write.unit;
     let range: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
@@ -235,8 +236,7 @@ async fn swap_in(
     tx.batch_execute(&format!("LOCK TABLE {table_q} IN EXCLUSIVE MODE"))
         .await
         .map_err(Error::database("lock the summary table"))?;
-    let names: Vec<String> = write.columns.iter().map(|c| quote_ident(c.name)).collect();
-    let names = names.join(", ");
+    let names = column_names(write.columns);
     let carry = KEPT
         .iter()
         .map(|c| format!("SELECT {names} FROM {partition_q} WHERE {c}"))
@@ -254,10 +254,7 @@ async fn swap_in(
     }
     let rows_deleted: i64 = tx
         .query_one(
-            &format!(
-                "SELECT count(*) FROM {partition_q} \
-                 WHERE source_uuid = $1 AND usage_start >= $2 AND usage_start <= $3"
-            ),
+            &format!("SELECT count(*) FROM {partition_q} WHERE {REPLACED}"),
             &range,
         )
         .await
@@ -277,7 +274,7 @@ async fn swap_in(
         "{}; DROP TABLE {partition_q}; \
          ALTER TABLE {stage_q} RENAME TO {partition}; \
          ALTER TABLE {table_q} ATTACH PARTITION {partition_q} {}",
-        ddl::stage_primary_key(stage_q, &stage_name(unit)),
+        ddl::stage_primary_key(&stage_q, stage),
         super::partition_bound(unit),
     ))
     .await
