@@ -56,13 +56,14 @@ pub async fn check(args: &CheckArgs) -> CheckOutcome {
     };
     let profile = config.resolve_profile(&std::env::temp_dir()).map(|p| {
         format!(
-            "{}: {} partitions, {}-row batches, memory limit {} MiB, spill to {}, {} KiB COPY chunks",
+            "{}: {} partitions, {}-row batches, memory limit {} MiB, spill to {}, {} KiB COPY chunks, {:?} strings",
             p.name,
             p.target_partitions,
             p.batch_size,
             p.memory_limit_bytes >> 20,
             p.spill_dir.display(),
-            p.copy_buffer_bytes >> 10
+            p.copy_buffer_bytes >> 10,
+            p.strings
         )
     });
     line(&mut out, "profile", profile);

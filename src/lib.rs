@@ -238,7 +238,7 @@ pub async fn run(
             start = %unit.start_date, end = %unit.end_date, schema = %unit.schema, mode = ?req.mode,
             profile = %req.profile.name, partitions = req.profile.target_partitions,
             batch_rows = req.profile.batch_size, memory_limit_bytes = req.profile.memory_limit_bytes,
-            "run started"
+            strings = ?req.profile.strings, "run started"
         );
         let _watch = memory::MemoryWatch::start(
             memory::limit_bytes(),
@@ -313,7 +313,14 @@ async fn run_unit(
     let ctx = summary::session(&req.profile, &reference, malformed.clone())?;
     let mut unparsable_timestamps = 0;
     for r in &files.by_report {
-        input::schema::register(&ctx, &req.input, r.report, &r.files, r.text_timestamps)?;
+        input::schema::register(
+            &ctx,
+            &req.input,
+            r.report,
+            &r.files,
+            r.text_timestamps,
+            req.profile.strings,
+        )?;
         if r.text_timestamps {
             unparsable_timestamps += input::schema::count_unparsable_timestamps(&ctx, r.report).await?;
         }

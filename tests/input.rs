@@ -119,9 +119,10 @@ async fn nanosecond_zoned_integer_large_string_and_text_timestamp_files_read_as_
     };
     let profile = ProfileSpec::default().resolve("test", &std::env::temp_dir());
     let ctx = session(&profile, &reference, Arc::default()).unwrap();
-    costagg::input::schema::register(&ctx, &store, ReportType::PodUsage, &files, true).unwrap();
+    costagg::input::schema::register(&ctx, &store, ReportType::PodUsage, &files, true, profile.strings)
+        .unwrap();
     for report in [ReportType::NodeLabels, ReportType::NamespaceLabels] {
-        costagg::input::schema::register(&ctx, &store, report, &[], false).unwrap();
+        costagg::input::schema::register(&ctx, &store, report, &[], false, profile.strings).unwrap();
     }
     let day = chrono::NaiveDate::from_ymd_opt(2025, 10, 1).unwrap();
     let summary = daily_summary(&ctx, day, day, false).await.unwrap();

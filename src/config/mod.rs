@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-pub use profile::{Profile, ProfileSpec};
+pub use profile::{Profile, ProfileSpec, Strings};
 
 /// Prefix of environment overrides: `COSTAGG_DATABASE__SCHEMA=org1` sets `database.schema`.
 pub const ENV_PREFIX: &str = "COSTAGG_";

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+use crate::config::Strings;
+
 /// One of koku's OCP report types, named by its folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReportType {
@@ -160,6 +162,24 @@ impl ReportType {
             .columns()
             .iter()
             .map(|c| Field::new(c.name, c.kind.table_type(), true))
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+
+    /// The schema the summary reads the files as: the table schema with its strings held as
+    /// `strings` says.
+    pub fn read_schema(self, strings: Strings) -> SchemaRef {
+        let table = self.table_schema();
+        if strings == Strings::Plain {
+            return table;
+        }
+        let fields: Vec<Field> = table
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+                _ => f.as_ref().clone(),
+            })
             .collect();
         Arc::new(Schema::new(fields))
     }

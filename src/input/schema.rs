@@ -13,6 +13,7 @@ use futures::StreamExt;
 use object_store::ObjectMeta;
 use parquet::arrow::parquet_to_arrow_schema;
 
+use crate::config::Strings;
 use crate::error::{Error, Result};
 use crate::input::store::InputStore;
 use crate::input::timestamps::TextTimestamp;
@@ -115,18 +116,19 @@ pub async fn check_files(store: &InputStore, report: ReportType, files: &[Object
 }
 
 /// Registers the checked files of a report type as the table the summary SQL reads, in the
-/// report type's table schema (DataFusion casts each file's columns and fills absent optional
-/// columns with nulls). No files gives an empty table. With `text_timestamps`, the files are
-/// read with `interval_start` as text into `<table>_text`, and `<table>` is a view that parses
-/// it (`koku_timestamp`).
+/// report type's read schema for `strings` (DataFusion casts each file's columns and fills
+/// absent optional columns with nulls). No files gives an empty table. With `text_timestamps`,
+/// the files are read with `interval_start` as text into `<table>_text`, and `<table>` is a
+/// view that parses it (`koku_timestamp`).
 pub fn register(
     ctx: &SessionContext,
     store: &InputStore,
     report: ReportType,
     files: &[ObjectMeta],
     text_timestamps: bool,
+    strings: Strings,
 ) -> Result<()> {
-    let canonical = report.table_schema();
+    let canonical = report.read_schema(strings);
     let schema = if text_timestamps {
         let fields: Vec<Field> = canonical
             .fields()

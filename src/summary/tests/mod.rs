@@ -20,7 +20,7 @@ use futures::TryStreamExt;
 
 use super::labels::EnabledKeys;
 use super::{Reference, daily_summary, session};
-use crate::config::{CostCategoryPattern, NodeRole, ProfileSpec};
+use crate::config::{CostCategoryPattern, NodeRole, ProfileSpec, Strings};
 use crate::input::ReportType;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -183,6 +183,8 @@ struct Fixture {
     cost_categories: Vec<(&'static str, i32)>,
     start: NaiveDate,
     end: NaiveDate,
+    /// How the line items' strings are held (the profile's `strings`).
+    strings: Strings,
 }
 
 fn fixture(lines: Vec<Line>) -> Fixture {
@@ -196,6 +198,7 @@ fn fixture(lines: Vec<Line>) -> Fixture {
         cost_categories: vec![],
         start: day(1),
         end: day(31),
+        strings: Strings::View,
     }
 }
 
@@ -303,7 +306,11 @@ async fn summarise_where(f: Fixture, malformed: Arc<super::labels::MalformedLabe
             })
             .collect(),
     };
-    let profile = ProfileSpec::default().resolve("test", &std::env::temp_dir());
+    let spec = ProfileSpec {
+        strings: Some(f.strings),
+        ..Default::default()
+    };
+    let profile = spec.resolve("test", &std::env::temp_dir());
     let ctx: SessionContext = session(&profile, &reference, malformed).unwrap();
     let tables = [
         (ReportType::PodUsage, pod_batch(&f.lines)),
@@ -318,7 +325,16 @@ async fn summarise_where(f: Fixture, malformed: Arc<super::labels::MalformedLabe
         ),
     ];
     for (report, batch) in tables {
-        let table = MemTable::try_new(report.table_schema(), vec![vec![batch]]).unwrap();
+        // Held as a run reads the files (string views unless the profile says otherwise).
+        let schema = report.read_schema(profile.strings);
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .map(|(c, f)| cast(c, f.data_type()).unwrap())
+            .collect();
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
         ctx.register_table(report.table_name(), Arc::new(table)).unwrap();
     }
     let summary = daily_summary(&ctx, f.start, f.end, !f.storage.is_empty())
@@ -341,4 +357,49 @@ async fn summarise_where(f: Fixture, malformed: Arc<super::labels::MalformedLabe
     );
     let batches = all.sql(&sql).await.unwrap().collect().await.unwrap();
     Rows(concat_batches(&batches[0].schema(), &batches).unwrap())
+}
+
+/// Every section at once: pods with labels on two nodes (one a worker, one without a role), node
+/// and namespace labels, and a claim.
+fn every_section(strings: Strings) -> Fixture {
+    let pod = |hour, namespace, node, labels| Line {
+        usage_cpu: 1800.0,
+        request_cpu: 3600.0,
+        cap_cores: 4.0,
+        cap_cpu_seconds: 4.0 * 3600.0,
+        cap_mem_bytes: 8.0 * GIB,
+        cap_mem_byte_seconds: 8.0 * GIB * 3600.0,
+        resource_id: Some(if node == "w1" { "i-w" } else { "i-x" }),
+        ..line(hour, namespace, node, labels)
+    };
+    let mut f = fixture(vec![
+        pod(0, "shop", "w1", r#"{"app":"cart","pod_template_hash":"1"}"#),
+        pod(1, "shop", "w1", r#"{"app":"cart","pod_template_hash":"2"}"#),
+        pod(2, "openshift-dns", "x1", r#"{"team":"net"}"#),
+        pod(30, "shop", "x1", "{}"),
+    ]);
+    f.storage = vec![storage_line(0, "shop", "p", "pvc-a")];
+    f.node_roles = vec![("w1", "i-w", "worker")];
+    f.node_labels = vec![(0, "w1", r#"{"zone":"a"}"#)];
+    f.namespace_labels = vec![(0, "shop", r#"{"team":"shop"}"#)];
+    f.cost_categories = vec![("openshift-%", 1)];
+    f.strings = strings;
+    f
+}
+
+/// The profile's `strings` changes how the line items are held, never the rows.
+#[tokio::test]
+async fn string_views_and_plain_strings_give_the_same_rows() {
+    let view = summarise_where(every_section(Strings::View), Arc::default(), "true").await;
+    let plain = summarise_where(every_section(Strings::Plain), Arc::default(), "true").await;
+    // Pod rows: day 1 cart on w1 (both hours, pod_template_hash not enabled) and dns on x1,
+    // day 2 shop on x1; one Storage row; unallocated rows per node and day: w1 and x1 on day 1,
+    // x1 on day 2. 3 + 1 + 3.
+    assert_eq!(view.len(), 7);
+    let text = |r: &Rows| {
+        datafusion::arrow::util::pretty::pretty_format_batches(&[r.0.clone()])
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(text(&view), text(&plain));
 }
