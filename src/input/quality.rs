@@ -1,9 +1,17 @@
 //! Malformed rows (SPEC §5): rows of another month and rows with negative or non-finite
 //! quantities, counted before anything is written; skipped (the default) or failing the unit.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{Date32Type, Int64Type};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray};
+use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion::prelude::SessionContext;
 
 use crate::error::Result;
@@ -27,22 +35,75 @@ impl RowProblems {
 }
 
 /// The SQL condition "some quantity of the row is negative or not finite"; null quantities
-/// are missing values, not malformed ones.
+/// are missing values, not malformed ones. Needs `koku_bad_quantity` registered.
 fn bad_quantity(report: ReportType) -> String {
-    let checks: Vec<String> = report
+    let quantities: Vec<&str> = report
         .columns()
         .iter()
         .filter(|c| c.kind == Kind::Quantity)
-        .map(|c| {
-            // Two comparisons per value, right under IEEE and under Arrow's total ordering
-            // alike: negatives and -inf fail `>= -0.0` (and -0.0 passes it); +inf fails
-            // `< inf`; NaN fails one or the other (IEEE: both false; total order: NaN sorts
-            // above +inf, or below -inf when its sign bit is set).
-            let x = format!("coalesce({}, 0.0)", c.name);
-            format!("{x} >= CAST('-0.0' AS DOUBLE) AND {x} < CAST('Infinity' AS DOUBLE)")
-        })
+        .map(|c| c.name)
         .collect();
-    format!("(NOT ({}))", checks.join(" AND "))
+    format!("koku_bad_quantity({})", quantities.join(", "))
+}
+
+/// `koku_bad_quantity(q, ...) -> boolean`: whether any of the quantities is below zero, NaN or
+/// infinite (nulls are none of these; -0.0 is zero). One pass over each column; as SQL (a
+/// `coalesce` and two comparisons per column, then a chain of ANDs) it built four arrays per
+/// column, and the check reads every pod usage row before the summary starts.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct BadQuantity {
+    signature: Signature,
+}
+
+impl BadQuantity {
+    pub fn udf() -> ScalarUDF {
+        ScalarUDF::new_from_impl(BadQuantity {
+            signature: Signature::variadic_any(Volatility::Immutable),
+        })
+    }
+
+    /// IEEE comparisons: NaN (of either sign) fails `0.0 <= v`, -0.0 passes it.
+    fn is_bad(v: f64) -> bool {
+        !(0.0..f64::INFINITY).contains(&v)
+    }
+}
+
+impl ScalarUDFImpl for BadQuantity {
+    fn name(&self) -> &str {
+        "koku_bad_quantity"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Boolean)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let mut bad = vec![false; rows];
+        for arg in &args.args {
+            let array = arg.to_array(rows)?;
+            let array = match array.data_type() {
+                DataType::Float64 => array,
+                _ => cast(&array, &DataType::Float64)?,
+            };
+            let values = array.as_primitive::<Float64Type>();
+            match values.nulls() {
+                None => {
+                    for (b, &v) in bad.iter_mut().zip(values.values().iter()) {
+                        *b |= Self::is_bad(v);
+                    }
+                }
+                Some(nulls) => {
+                    for (i, (b, &v)) in bad.iter_mut().zip(values.values().iter()).enumerate() {
+                        *b |= nulls.is_valid(i) && Self::is_bad(v);
+                    }
+                }
+            }
+        }
+        let out = BooleanArray::new(BooleanBuffer::collect_bool(rows, |i| bad[i]), None);
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
 }
 
 /// Counts the malformed rows of a registered report table, and finds the first day of `days`
@@ -56,13 +117,14 @@ pub async fn count(
     let ts = crate::summary::day_start_literal;
     let (first, next) = (ts(month.0), ts(month.1));
     let (from, to) = (ts(days.0), ts(days.1.succ_opt().unwrap_or(days.1)));
-    let bad = bad_quantity(report);
+    ctx.register_udf(BadQuantity::udf());
     let sql = format!(
         "SELECT count(*) FILTER (WHERE interval_start < {first} OR interval_start >= {next}), \
-         count(*) FILTER (WHERE {bad}), \
+         count(*) FILTER (WHERE bad), \
          CAST(min(interval_start) FILTER (WHERE interval_start >= {from} \
-             AND interval_start < {to} AND NOT {bad}) AS DATE) \
-         FROM {}",
+             AND interval_start < {to} AND NOT bad) AS DATE) \
+         FROM (SELECT interval_start, {} AS bad FROM {}) AS q",
+        bad_quantity(report),
         report.table_name()
     );
     let batches = ctx.sql(&sql).await?.collect().await?;
@@ -90,6 +152,7 @@ pub async fn count(
 pub async fn skip_bad_quantities(ctx: &SessionContext, report: ReportType) -> Result<()> {
     let name = report.table_name();
     let unchecked = format!("{name}_unchecked");
+    ctx.register_udf(BadQuantity::udf());
     if let Some(table) = ctx.deregister_table(name)? {
         ctx.register_table(unchecked.as_str(), table)?;
     }
@@ -103,16 +166,15 @@ pub async fn skip_bad_quantities(ctx: &SessionContext, report: ReportType) -> Re
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, RecordBatch};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch};
+    use datafusion::arrow::buffer::NullBuffer;
+    use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::datasource::MemTable;
 
     use super::*;
 
-    /// Each value in the first quantity column of a pod usage table (the others 0), and whether
-    /// the malformed-row condition calls the row bad.
+    /// Each value in a quantity column of a pod usage table (the first, then the last; the
+    /// others 0), and whether the malformed-row condition calls the row bad.
     #[tokio::test]
     async fn negatives_infinities_and_nans_are_bad_and_zeros_and_nulls_are_not() {
         let cases: [(Option<f64>, bool); 10] = [
@@ -137,29 +199,37 @@ mod tests {
             .iter()
             .map(|n| Field::new(*n, DataType::Float64, true))
             .collect();
-        let columns: Vec<ArrayRef> = (0..quantities.len())
-            .map(|i| -> ArrayRef {
-                Arc::new(match i {
-                    0 => Float64Array::from_iter(cases.iter().map(|(v, _)| *v)),
-                    _ => Float64Array::from(vec![0.0; cases.len()]),
-                })
-            })
-            .collect();
-        let schema = Arc::new(Schema::new(fields));
-        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-        let ctx = SessionContext::new();
-        let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
-        ctx.register_table("t", Arc::new(table)).unwrap();
-        let sql = format!("SELECT {} FROM t", bad_quantity(ReportType::PodUsage));
-        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-        let bad: Vec<bool> = batches
-            .iter()
-            .flat_map(|b| {
-                let a = b.column(0).as_any().downcast_ref::<BooleanArray>().unwrap();
-                a.iter().map(|v| v.unwrap()).collect::<Vec<_>>()
-            })
-            .collect();
         let expected: Vec<bool> = cases.iter().map(|(_, b)| *b).collect();
-        assert_eq!(bad, expected, "{cases:?}");
+        // The values in the first quantity column, then in the last (the others 0).
+        for target in [0, quantities.len() - 1] {
+            let columns: Vec<ArrayRef> = (0..quantities.len())
+                .map(|i| -> ArrayRef {
+                    Arc::new(match i == target {
+                        // A null's slot holds NaN: the nulls must be masked, not read.
+                        true => Float64Array::new(
+                            cases.iter().map(|(v, _)| v.unwrap_or(f64::NAN)).collect(),
+                            Some(NullBuffer::from_iter(cases.iter().map(|(v, _)| v.is_some()))),
+                        ),
+                        false => Float64Array::from(vec![0.0; cases.len()]),
+                    })
+                })
+                .collect();
+            let schema = Arc::new(Schema::new(fields.clone()));
+            let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+            let ctx = SessionContext::new();
+            ctx.register_udf(BadQuantity::udf());
+            let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
+            ctx.register_table("t", Arc::new(table)).unwrap();
+            let sql = format!("SELECT {} FROM t", bad_quantity(ReportType::PodUsage));
+            let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            let bad: Vec<bool> = batches
+                .iter()
+                .flat_map(|b| {
+                    let a = b.column(0).as_any().downcast_ref::<BooleanArray>().unwrap();
+                    a.iter().map(|v| v.unwrap()).collect::<Vec<_>>()
+                })
+                .collect();
+            assert_eq!(bad, expected, "column {}: {cases:?}", quantities[target]);
+        }
     }
 }
