@@ -347,7 +347,11 @@ async fn run_unit(
 
     let t = Instant::now();
     progress.set_stage("summarising and writing");
-    let summary = summary::daily_summary(&ctx, first_day, unit.end_date, storage).await?;
+    let pod_rows_read = files.get(ReportType::PodUsage).map_or(0, |r| r.rows);
+    let days_per_pass = req.profile.days_per_pass_for(pod_rows_read);
+    let passes = summary::passes(first_day, unit.end_date, days_per_pass).len();
+    info!(days_per_pass, passes, "summarising");
+    let summary = summary::daily_summary(&ctx, first_day, unit.end_date, storage, days_per_pass).await?;
     // With `input.bad_rows: fail`, malformed label JSON (known once the labels have been read)
     // fails the unit before the commit.
     let labels_checked = {
@@ -435,7 +439,6 @@ async fn run_unit(
             "rows with an unreadable interval_start were skipped"
         );
     }
-    let pod_rows_read = files.get(ReportType::PodUsage).map_or(0, |r| r.rows);
     let report = RunReport {
         source: unit.source.to_string(),
         month: unit.month_label(),

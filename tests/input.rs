@@ -125,7 +125,7 @@ async fn nanosecond_zoned_integer_large_string_and_text_timestamp_files_read_as_
         costagg::input::schema::register(&ctx, &store, report, &[], false, profile.strings).unwrap();
     }
     let day = chrono::NaiveDate::from_ymd_opt(2025, 10, 1).unwrap();
-    let summary = daily_summary(&ctx, day, day, false).await.unwrap();
+    let summary = daily_summary(&ctx, day, day, false, 0).await.unwrap();
     let batches: Vec<RecordBatch> = summary.rows.try_collect().await.unwrap();
     // The Pod section comes first: one Pod row, then the node's unallocated row.
     assert_eq!(RowCounts::get(&summary.counts.pod), 1);

@@ -21,6 +21,9 @@ pub struct ProfileSpec {
     pub copy_buffer_bytes: usize,
     /// How string columns are held while summarised (absent = `view`).
     pub strings: Option<Strings>,
+    /// Days summarised per pass, each pass's rows written while the next is summarised
+    /// (0 = derived from the input's size at run time).
+    pub days_per_pass: u32,
 }
 
 /// How the string columns of the line items (namespace, node, pod, labels, ...) are held in
@@ -48,12 +51,31 @@ pub struct Profile {
     pub spill_dir: PathBuf,
     pub copy_buffer_bytes: usize,
     pub strings: Strings,
+    /// 0: derived from the input at run time ([`Profile::days_per_pass_for`]).
+    pub days_per_pass: u32,
 }
 
 /// DataFusion's own default batch size; larger batches helped little in measurements.
 pub const DEFAULT_BATCH_SIZE: usize = 8192;
 /// One MiB per COPY chunk keeps the socket busy without holding much memory.
 pub const DEFAULT_COPY_BUFFER_BYTES: usize = 1 << 20;
+
+/// Pod usage rows from which `days_per_pass: 0` summarises a month in passes.
+pub const PASSES_MIN_INPUT_ROWS: u64 = 500_000;
+/// Days per pass when a month is summarised in passes.
+pub const DEFAULT_DAYS_PER_PASS: u32 = 4;
+
+impl Profile {
+    /// The days per pass for an input of `pod_rows` pod usage rows: as configured, or, when 0,
+    /// one pass below [`PASSES_MIN_INPUT_ROWS`] (there is little to overlap) and
+    /// [`DEFAULT_DAYS_PER_PASS`] from there (0 in the result: one pass).
+    pub fn days_per_pass_for(&self, pod_rows: u64) -> u32 {
+        match self.days_per_pass {
+            0 if pod_rows >= PASSES_MIN_INPUT_ROWS => DEFAULT_DAYS_PER_PASS,
+            n => n,
+        }
+    }
+}
 
 impl ProfileSpec {
     /// The built-in presets; a config file may override any of them by name.
@@ -123,6 +145,7 @@ impl ProfileSpec {
                 DEFAULT_COPY_BUFFER_BYTES
             },
             strings: self.strings.unwrap_or_default(),
+            days_per_pass: self.days_per_pass,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 -- koku: GROUP BY date(interval_start), node, filtered node_labels. costagg first takes the
 -- distinct raw strings so the filter runs once per distinct (day, node, labels).
-CREATE VIEW cte_ocp_node_label_line_item_daily AS
+CREATE OR REPLACE VIEW cte_ocp_node_label_line_item_daily AS
 SELECT DISTINCT d.usage_start,
     d.node,
     koku_filter_labels(d.node_labels) AS node_labels
@@ -15,7 +15,7 @@ FROM (
         AND nli.interval_start < {{end}}
 ) AS d;
 
-CREATE VIEW cte_ocp_namespace_label_line_item_daily AS
+CREATE OR REPLACE VIEW cte_ocp_namespace_label_line_item_daily AS
 SELECT DISTINCT d.usage_start,
     d.namespace,
     koku_filter_labels(d.namespace_labels) AS namespace_labels

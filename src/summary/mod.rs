@@ -151,33 +151,61 @@ pub struct DailySummary {
     pub counts: Arc<RowCounts>,
 }
 
+/// The day ranges (first, last) that `start..=end` is summarised in, `days_per_pass` days each
+/// (0: all at once).
+pub fn passes(start: NaiveDate, end: NaiveDate, days_per_pass: u32) -> Vec<(NaiveDate, NaiveDate)> {
+    let days = (end - start).num_days().max(0) + 1;
+    let step = match days_per_pass {
+        0 => days,
+        n => i64::from(n).min(days),
+    };
+    (0..days)
+        .step_by(step as usize)
+        .map(|offset| {
+            let first = start + chrono::Duration::days(offset);
+            (first, end.min(first + chrono::Duration::days(step - 1)))
+        })
+        .collect()
+}
+
 /// koku's daily summary for `start..=end`: the Pod rows, then the Storage rows (only when
 /// `storage`, like koku's `{% if storage_exists %}`), then the Unallocated rows, which koku
 /// computes from the Pod rows and costagg from their totals gathered as they stream past.
+///
+/// costagg: with `days_per_pass`, the Pod and Storage sections run for that many days at a
+/// time, one pass after the other, and each pass's rows stream out (to PostgreSQL) while the
+/// next pass is summarised; the unallocated rows follow the last pass. Every rule of the
+/// summary is per day (koku groups by `usage_start` throughout), so the rows are the same as
+/// in one pass. The first pass is planned here, so SQL errors show before anything is written.
 pub async fn daily_summary(
     ctx: &SessionContext,
     start: NaiveDate,
     end: NaiveDate,
     storage: bool,
+    days_per_pass: u32,
 ) -> Result<DailySummary> {
-    let (pod, storage) = plan(ctx, start, end, storage).await?;
+    let mut passes = passes(start, end, days_per_pass).into_iter();
+    let (first_start, first_end) = passes.next().unwrap_or((start, end));
+    let first = plan(ctx, first_start, first_end, storage).await?;
+    let later = {
+        let ctx = ctx.clone();
+        stream::iter(passes).then(move |(s, e)| {
+            let ctx = ctx.clone();
+            async move {
+                tracing::debug!(start = %s, end = %e, "planning a pass");
+                plan(&ctx, s, e, storage).await
+            }
+        })
+    };
     let counts = Arc::new(RowCounts::default());
     let totals = Arc::new(Mutex::new(NodeTotals::default()));
-    let pod_totals = totals.clone();
-    let pod = execute_later(pod)
-        .and_then(move |b| {
-            let added = pod_totals
-                .lock()
-                .map_err(|_| Error::Internal("node totals lock poisoned".into()))
-                .and_then(|mut t| t.add(&b));
-            futures::future::ready(added.map(|()| b))
-        })
-        .inspect_ok(RowCounts::counter(|c| &c.pod, &counts));
-    let storage = match storage {
-        Some(df) => execute_later(df).boxed(),
-        None => stream::empty().boxed(),
-    }
-    .inspect_ok(RowCounts::counter(|c| &c.storage, &counts));
+    let sections = {
+        let (counts, totals) = (counts.clone(), totals.clone());
+        stream::once(futures::future::ready(Ok(first)))
+            .chain(later)
+            .map_ok(move |(pod, storage)| pass_rows(pod, storage, &counts, &totals))
+            .try_flatten()
+    };
     let ctx = ctx.clone();
     let unallocated = stream::once(async move {
         let totals = std::mem::take(
@@ -190,9 +218,34 @@ pub async fn daily_summary(
     .try_flatten()
     .inspect_ok(RowCounts::counter(|c| &c.unallocated, &counts));
     Ok(DailySummary {
-        rows: pod.chain(storage).chain(unallocated).boxed(),
+        rows: sections.chain(unallocated).boxed(),
         counts,
     })
+}
+
+/// The rows of one pass: its Pod rows, whose totals go into `totals`, then its Storage rows.
+fn pass_rows(
+    pod: DataFrame,
+    storage: Option<DataFrame>,
+    counts: &Arc<RowCounts>,
+    totals: &Arc<Mutex<NodeTotals>>,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    let pod_totals = totals.clone();
+    let pod = execute_later(pod)
+        .and_then(move |b| {
+            let added = pod_totals
+                .lock()
+                .map_err(|_| Error::Internal("node totals lock poisoned".into()))
+                .and_then(|mut t| t.add(&b));
+            futures::future::ready(added.map(|()| b))
+        })
+        .inspect_ok(RowCounts::counter(|c| &c.pod, counts));
+    let storage = match storage {
+        Some(df) => execute_later(df).boxed(),
+        None => stream::empty().boxed(),
+    }
+    .inspect_ok(RowCounts::counter(|c| &c.storage, counts));
+    pod.chain(storage).boxed()
 }
 
 /// The Pod and (when `storage`) Storage sections as DataFrames, with the label views

@@ -11,8 +11,9 @@
 
 -- costagg: DataFusion plans a CTE anew at every reference, so the node capacities, which the
 -- cluster capacities and the final join both read, are computed once into a table (a few rows
--- per node and day) before the main query; koku's CTE is otherwise unchanged.
-CREATE TABLE cte_ocp_node_capacity AS
+-- per node and day) before the main query; koku's CTE is otherwise unchanged. `OR REPLACE`:
+-- a large month is summarised in passes of a few days, each with its own tables.
+CREATE OR REPLACE TABLE cte_ocp_node_capacity AS
     -- Max per (hour, node), then summed per (day, node). koku keeps rows with an empty node here.
     SELECT CAST(nc.interval_start AS DATE) AS usage_start,
         nc.node,
@@ -33,7 +34,7 @@ CREATE TABLE cte_ocp_node_capacity AS
 -- costagg: a table too, so that the planner, which knows its size, hashes it (one row per day)
 -- and streams the Pod rows past it. As a CTE its size was unknown and the join held every Pod
 -- row in memory instead (110 MB at 10M rows, the failure of 100M-row runs).
-CREATE TABLE cte_ocp_cluster_capacity AS
+CREATE OR REPLACE TABLE cte_ocp_cluster_capacity AS
     SELECT nc.usage_start,
         sum(nc.node_capacity_cpu_core_seconds) AS cluster_capacity_cpu_core_seconds,
         sum(nc.node_capacity_memory_byte_seconds) AS cluster_capacity_memory_byte_seconds

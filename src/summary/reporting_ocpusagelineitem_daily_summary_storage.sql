@@ -12,8 +12,9 @@
 -- koku: determine which node a PVC is running on. costagg takes the distinct keys of each side
 -- before joining (koku joins the line items and then groups), so hourly rows never multiply.
 -- costagg: computed once into a table (one row per claim, pod and day), because DataFusion plans
--- a CTE anew at every reference and both the node count and the labelled rows read it.
-CREATE TABLE cte_volume_nodes AS
+-- a CTE anew at every reference and both the node count and the labelled rows read it (anew
+-- for each pass of a few days, hence `OR REPLACE`).
+CREATE OR REPLACE TABLE cte_volume_nodes AS
     SELECT DISTINCT sli.usage_start,
         sli.persistentvolumeclaim,
         sli.persistentvolume,

@@ -185,6 +185,8 @@ struct Fixture {
     end: NaiveDate,
     /// How the line items' strings are held (the profile's `strings`).
     strings: Strings,
+    /// The profile's `days_per_pass` (0: one pass).
+    days_per_pass: u32,
 }
 
 fn fixture(lines: Vec<Line>) -> Fixture {
@@ -199,6 +201,7 @@ fn fixture(lines: Vec<Line>) -> Fixture {
         start: day(1),
         end: day(31),
         strings: Strings::View,
+        days_per_pass: 0,
     }
 }
 
@@ -337,7 +340,7 @@ async fn summarise_where(f: Fixture, malformed: Arc<super::labels::MalformedLabe
         let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
         ctx.register_table(report.table_name(), Arc::new(table)).unwrap();
     }
-    let summary = daily_summary(&ctx, f.start, f.end, !f.storage.is_empty())
+    let summary = daily_summary(&ctx, f.start, f.end, !f.storage.is_empty(), f.days_per_pass)
         .await
         .unwrap();
     let batches: Vec<RecordBatch> = summary.rows.try_collect().await.unwrap();
@@ -359,9 +362,9 @@ async fn summarise_where(f: Fixture, malformed: Arc<super::labels::MalformedLabe
     Rows(concat_batches(&batches[0].schema(), &batches).unwrap())
 }
 
-/// Every section at once: pods with labels on two nodes (one a worker, one without a role), node
-/// and namespace labels, and a claim.
-fn every_section(strings: Strings) -> Fixture {
+/// Every section at once: pods with labels on two nodes (one a worker, one without a role) on
+/// days 1, 2 and 5, node and namespace labels, and claims on days 1 and 5.
+fn every_section(strings: Strings, days_per_pass: u32) -> Fixture {
     let pod = |hour, namespace, node, labels| Line {
         usage_cpu: 1800.0,
         request_cpu: 3600.0,
@@ -377,29 +380,67 @@ fn every_section(strings: Strings) -> Fixture {
         pod(1, "shop", "w1", r#"{"app":"cart","pod_template_hash":"2"}"#),
         pod(2, "openshift-dns", "x1", r#"{"team":"net"}"#),
         pod(30, "shop", "x1", "{}"),
+        pod(4 * 24, "shop", "w1", r#"{"app":"cart"}"#),
     ]);
-    f.storage = vec![storage_line(0, "shop", "p", "pvc-a")];
+    f.storage = vec![
+        storage_line(0, "shop", "p", "pvc-a"),
+        storage_line(4 * 24 + 1, "shop", "p", "pvc-a"),
+    ];
     f.node_roles = vec![("w1", "i-w", "worker")];
-    f.node_labels = vec![(0, "w1", r#"{"zone":"a"}"#)];
+    f.node_labels = vec![(0, "w1", r#"{"zone":"a"}"#), (4 * 24, "w1", r#"{"zone":"b"}"#)];
     f.namespace_labels = vec![(0, "shop", r#"{"team":"shop"}"#)];
     f.cost_categories = vec![("openshift-%", 1)];
     f.strings = strings;
+    f.days_per_pass = days_per_pass;
     f
+}
+
+fn pretty(rows: &Rows) -> String {
+    datafusion::arrow::util::pretty::pretty_format_batches(std::slice::from_ref(&rows.0))
+        .unwrap()
+        .to_string()
 }
 
 /// The profile's `strings` changes how the line items are held, never the rows.
 #[tokio::test]
 async fn string_views_and_plain_strings_give_the_same_rows() {
-    let view = summarise_where(every_section(Strings::View), Arc::default(), "true").await;
-    let plain = summarise_where(every_section(Strings::Plain), Arc::default(), "true").await;
+    let view = summarise_where(every_section(Strings::View, 0), Arc::default(), "true").await;
+    let plain = summarise_where(every_section(Strings::Plain, 0), Arc::default(), "true").await;
     // Pod rows: day 1 cart on w1 (both hours, pod_template_hash not enabled) and dns on x1,
-    // day 2 shop on x1; one Storage row; unallocated rows per node and day: w1 and x1 on day 1,
-    // x1 on day 2. 3 + 1 + 3.
-    assert_eq!(view.len(), 7);
-    let text = |r: &Rows| {
-        datafusion::arrow::util::pretty::pretty_format_batches(&[r.0.clone()])
-            .unwrap()
-            .to_string()
+    // day 2 shop on x1, day 5 cart on w1; Storage rows on days 1 and 5; unallocated rows per
+    // node and day: w1 and x1 on day 1, x1 on day 2, w1 on day 5. 4 + 2 + 4.
+    assert_eq!(view.len(), 10);
+    assert_eq!(pretty(&view), pretty(&plain));
+}
+
+/// Summarising a few days at a time gives the rows of one pass: every rule is per day. Passes
+/// of 1 day, and of 4 days (days 1-4 and 5-8, the last one short: the range ends on day 7).
+#[tokio::test]
+async fn passes_of_a_few_days_give_the_rows_of_one_pass() {
+    let whole = {
+        let mut f = every_section(Strings::View, 0);
+        f.end = day(7);
+        summarise_where(f, Arc::default(), "true").await
     };
-    assert_eq!(text(&view), text(&plain));
+    assert_eq!(whole.len(), 10);
+    for days in [1, 4] {
+        let mut f = every_section(Strings::View, days);
+        f.end = day(7);
+        let passes = summarise_where(f, Arc::default(), "true").await;
+        assert_eq!(pretty(&passes), pretty(&whole), "{days} days per pass");
+    }
+}
+
+#[test]
+fn a_range_is_cut_into_passes_of_whole_days() {
+    assert_eq!(super::passes(day(1), day(31), 0), [(day(1), day(31))]);
+    assert_eq!(
+        super::passes(day(1), day(10), 4),
+        [(day(1), day(4)), (day(5), day(8)), (day(9), day(10))]
+    );
+    assert_eq!(super::passes(day(3), day(3), 4), [(day(3), day(3))]);
+    assert_eq!(
+        super::passes(day(1), day(2), 1),
+        [(day(1), day(1)), (day(2), day(2))]
+    );
 }
