@@ -56,14 +56,18 @@ pub async fn check(args: &CheckArgs) -> CheckOutcome {
     };
     let profile = config.resolve_profile(&std::env::temp_dir()).map(|p| {
         format!(
-            "{}: {} partitions, {}-row batches, memory limit {} MiB, spill to {}, {} KiB COPY chunks, {:?} strings",
+            "{}: {} partitions, {}-row batches, memory limit {} MiB, spill to {}, {} KiB COPY chunks, {} strings, days per pass {}",
             p.name,
             p.target_partitions,
             p.batch_size,
             p.memory_limit_bytes >> 20,
             p.spill_dir.display(),
             p.copy_buffer_bytes >> 10,
-            p.strings
+            format!("{:?}", p.strings).to_lowercase(),
+            match p.days_per_pass {
+                0 => "from the input's size".to_string(),
+                n => n.to_string(),
+            }
         )
     });
     line(&mut out, "profile", profile);

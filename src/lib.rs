@@ -348,7 +348,8 @@ async fn run_unit(
     let t = Instant::now();
     progress.set_stage("summarising and writing");
     let pod_rows_read = files.get(ReportType::PodUsage).map_or(0, |r| r.rows);
-    let days_per_pass = req.profile.days_per_pass_for(pod_rows_read);
+    let days = (unit.end_date - first_day).num_days() as u32 + 1;
+    let days_per_pass = req.profile.days_per_pass_for(pod_rows_read, days);
     let passes = summary::passes(first_day, unit.end_date, days_per_pass).len();
     info!(days_per_pass, passes, "summarising");
     let summary = summary::daily_summary(&ctx, first_day, unit.end_date, storage, days_per_pass).await?;
@@ -445,7 +446,7 @@ async fn run_unit(
         start_date: unit.start_date.to_string(),
         end_date: unit.end_date.to_string(),
         first_day: first_day.to_string(),
-        days: (unit.end_date - first_day).num_days() as u32 + 1,
+        days,
         schema: unit.schema.clone(),
         cluster_id: identity.cluster_id.clone(),
         profile: req.profile.name.clone(),
