@@ -60,25 +60,22 @@ pub const DEFAULT_BATCH_SIZE: usize = 8192;
 /// One MiB per COPY chunk keeps the socket busy without holding much memory.
 pub const DEFAULT_COPY_BUFFER_BYTES: usize = 1 << 20;
 
-/// Pod usage rows from which `days_per_pass: 0` summarises a month in passes.
-pub const PASSES_MIN_INPUT_ROWS: u64 = 500_000;
 /// Pod usage rows `days_per_pass: 0` aims a pass at: the engine's memory follows a pass's
-/// groups, so passes of this size keep a 100M-row month to the memory of a small one.
+/// groups, so passes of about this size keep a 100M-row month to the memory of a 10M-row one.
+/// A pass also costs ~0.1 s of its own (planning, its small tables, its files' footers), so a
+/// month of fewer rows is one pass: at 1M rows, 4-day passes took the summary from 0.9 to 1.8 s.
 pub const PASS_TARGET_ROWS: u64 = 2_500_000;
-/// The most days per pass `days_per_pass: 0` picks: at 10M rows a month (~320K a day), 4-day
-/// passes took the peak RSS from ~640 to ~250 MiB at the same speed.
-pub const MAX_DERIVED_DAYS_PER_PASS: u32 = 4;
 
 impl Profile {
     /// The days per pass for `pod_rows` pod usage rows over `days` days: as configured, or, when
-    /// 0, one pass (0) below [`PASSES_MIN_INPUT_ROWS`], else the days holding about
-    /// [`PASS_TARGET_ROWS`] rows, from 1 to [`MAX_DERIVED_DAYS_PER_PASS`].
+    /// 0, as few passes as keep each to about [`PASS_TARGET_ROWS`] rows (0 in the result: one
+    /// pass). 10M rows over 31 days: 4 passes of 8 days; 100M rows: 1-day passes.
     pub fn days_per_pass_for(&self, pod_rows: u64, days: u32) -> u32 {
-        if self.days_per_pass > 0 || pod_rows < PASSES_MIN_INPUT_ROWS {
+        if self.days_per_pass > 0 || pod_rows <= PASS_TARGET_ROWS {
             return self.days_per_pass;
         }
-        let days_holding_target = PASS_TARGET_ROWS * u64::from(days.max(1)) / pod_rows;
-        days_holding_target.clamp(1, u64::from(MAX_DERIVED_DAYS_PER_PASS)) as u32
+        let passes = pod_rows.div_ceil(PASS_TARGET_ROWS);
+        u64::from(days.max(1)).div_ceil(passes) as u32
     }
 }
 
@@ -162,14 +159,17 @@ mod tests {
     #[test]
     fn passes_are_derived_from_the_rows_per_day_unless_configured() {
         let auto = ProfileSpec::default().resolve("auto", Path::new("/tmp"));
-        // Below 500K rows: one pass.
-        assert_eq!(auto.days_per_pass_for(499_999, 31), 0);
-        // 10M rows over 31 days: 2.5M rows are 7.75 days, capped at 4.
-        assert_eq!(auto.days_per_pass_for(10_000_000, 31), 4);
-        // 20M rows: 3.875 days, rounded down to 3.
-        assert_eq!(auto.days_per_pass_for(20_000_000, 31), 3);
-        // 100M rows: 0.775 days, at least 1.
+        // Up to 2.5M rows: one pass.
+        assert_eq!(auto.days_per_pass_for(1_000_000, 31), 0);
+        assert_eq!(auto.days_per_pass_for(2_500_000, 31), 0);
+        // 10M rows over 31 days: 4 passes, of 8 days (the last 7).
+        assert_eq!(auto.days_per_pass_for(10_000_000, 31), 8);
+        // 20M rows: 8 passes of 4 days.
+        assert_eq!(auto.days_per_pass_for(20_000_000, 31), 4);
+        // 100M rows: 40 passes of 2.5M would be under a day each; 1 day.
         assert_eq!(auto.days_per_pass_for(100_000_000, 31), 1);
+        // A 5-day range of 10M rows: 4 passes of 2 days (the last 1).
+        assert_eq!(auto.days_per_pass_for(10_000_000, 5), 2);
         let two = ProfileSpec {
             days_per_pass: 2,
             ..Default::default()
