@@ -299,7 +299,8 @@ async fn script(ctx: &SessionContext, sql: &str) -> Result<Option<DataFrame>> {
 }
 
 /// The physical plans of the Pod and Storage sections, as `EXPLAIN` prints them, or run and
-/// with their metrics (`analyze`, `EXPLAIN ANALYZE`). (The unallocated section is planned once
+/// with their metrics (`analyze`, `EXPLAIN ANALYZE`), for the whole range in one pass (a run in
+/// passes runs the same plans over fewer days each). (The unallocated section is planned once
 /// the Pod rows' totals exist; it reads only those.)
 pub async fn explain(
     ctx: &SessionContext,
