@@ -168,7 +168,7 @@ mod tests {
         assert_eq!(auto.days_per_pass_for(20_000_000, 31), 4);
         // 100M rows: 40 passes of 2.5M would be under a day each; 1 day.
         assert_eq!(auto.days_per_pass_for(100_000_000, 31), 1);
-        // A 5-day range of 10M rows: 4 passes of 2 days (the last 1).
+        // A 5-day range of 10M rows: 4 passes wanted, so 2-day passes (2, 2 and 1 days).
         assert_eq!(auto.days_per_pass_for(10_000_000, 5), 2);
         let two = ProfileSpec {
             days_per_pass: 2,
