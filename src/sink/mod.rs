@@ -44,6 +44,11 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `<schema_q>.<name>`, the name quoted: a table's qualified name in a quoted schema.
+pub(crate) fn qualified(schema_q: &str, name: &str) -> String {
+    format!("{schema_q}.{}", quote_ident(name))
+}
+
 /// Opens a connection; the connection task runs on the runtime until the client is dropped.
 /// A server that refuses or cannot be reached is tried `db.connect_attempts` times, waiting
 /// 1, 2, 4 … s (at most `db.connect_retry_max_seconds`) between; other errors (a wrong
@@ -295,7 +300,7 @@ where
     S: Stream<Item = Result<RecordBatch>> + Unpin,
 {
     let schema_q = quote_ident(&unit.schema);
-    let table_q = format!("{schema_q}.{}", quote_ident(SUMMARY_TABLE));
+    let table_q = qualified(&schema_q, SUMMARY_TABLE);
     let tx = client.transaction().await.map_err(Error::database("begin"))?;
 
     lock_unit(&tx, db, unit).await?;
@@ -598,8 +603,8 @@ async fn ensure_table(
     if partition_needed(tx, unit).await? {
         let name = ddl::partition_name(unit.year, unit.month);
         let sql = format!(
-            "CREATE TABLE {schema_q}.{} PARTITION OF {table_q} {}",
-            quote_ident(&name),
+            "CREATE TABLE {} PARTITION OF {table_q} {}",
+            qualified(schema_q, &name),
             partition_bound(unit)
         );
         tx.batch_execute(&sql)

@@ -22,7 +22,7 @@ use tracing::{debug, info};
 
 use super::copy::OutputColumn;
 use super::ddl::{self, SUMMARY_TABLE};
-use super::{REPLACED, WriteOutcome, column_names, copy_batches, lock_key, quote_ident};
+use super::{REPLACED, WriteOutcome, column_names, copy_batches, lock_key, qualified, quote_ident};
 use crate::error::{Error, Result};
 use crate::unit::UnitOfWork;
 use chrono::NaiveDate;
@@ -44,7 +44,7 @@ fn stage_name(unit: &UnitOfWork) -> String {
 pub(super) async fn drop_leftover_stage(tx: &Transaction<'_>, unit: &UnitOfWork) -> Result<()> {
     let stage = stage_name(unit);
     if super::table_exists(tx, &unit.schema, &stage).await? {
-        let sql = format!("DROP TABLE {}.{}", quote_ident(&unit.schema), quote_ident(&stage));
+        let sql = format!("DROP TABLE {}", qualified(&quote_ident(&unit.schema), &stage));
         tx.batch_execute(&sql)
             .await
             .map_err(Error::database("drop a stage table left behind"))?;
@@ -94,7 +94,7 @@ pub(super) async fn plan(
     else {
         return Ok(None);
     };
-    let partition_q = format!("{}.{}", quote_ident(&unit.schema), quote_ident(&partition));
+    let partition_q = qualified(&quote_ident(&unit.schema), &partition);
     let any_kept = KEPT
         .iter()
         .map(|c| format!("EXISTS (SELECT 1 FROM {partition_q} WHERE {c})"))
@@ -138,10 +138,10 @@ where
 {
     let schema_q = quote_ident(&write.unit.schema);
     let stage = stage_name(write.unit);
-    let stage_q = format!("{schema_q}.{}", quote_ident(&stage));
-    let built = build_stage(helpers, &schema_q, &stage, &stage_q, &write, batches).await;
+    let stage_q = qualified(&schema_q, &stage);
+    let built = build_stage(helpers, &stage, &stage_q, &write, batches).await;
     let outcome = match built {
-        Ok(rows_written) => swap_in(tx, &plan, &schema_q, &stage, &write, rows_written).await,
+        Ok(rows_written) => swap_in(tx, &plan, &schema_q, (&stage, &stage_q), &write, rows_written).await,
         Err(e) => Err(e),
     };
     if outcome.is_err() {
@@ -158,7 +158,6 @@ where
 /// copied.
 async fn build_stage<S>(
     helpers: &[Client],
-    schema_q: &str,
     stage: &str,
     stage_q: &str,
     write: &SwapWrite<'_>,
@@ -186,7 +185,7 @@ where
     debug!(rows, stage, "stage filled; building its indexes");
 
     // Longest build first, each to the connection with the least work so far.
-    let mut statements = ddl::stage_indexes(schema_q, stage);
+    let mut statements = ddl::stage_indexes(stage_q, stage);
     statements.sort_by_key(|(_, cost)| std::cmp::Reverse(*cost));
     let mut shares: Vec<(u32, Vec<String>)> = vec![(0, Vec::new()); helpers.len()];
     for (sql, cost) in statements {
@@ -216,18 +215,18 @@ where
 }
 
 /// In the unit's transaction: keeps writers out, carries over rows written to the month since
-/// the plan, replaces the old partition by the stage under the old names, and commits.
+/// the plan, replaces the old partition by the stage (its name, and qualified) under the old
+/// names, and commits.
 async fn swap_in(
     tx: Transaction<'_>,
     plan: &SwapPlan,
     schema_q: &str,
-    stage: &str,
+    (stage, stage_q): (&str, &str),
     write: &SwapWrite<'_>,
     rows_written: u64,
 ) -> Result<WriteOutcome> {
-    let table_q = format!("{schema_q}.{}", quote_ident(SUMMARY_TABLE));
-    let stage_q = format!("{schema_q}.{}", quote_ident(stage));
-    let partition_q = format!("{schema_q}.{}", quote_ident(&plan.partition));
+    let table_q = qualified(schema_q, SUMMARY_TABLE);
+    let partition_q = qualified(schema_q, &plan.partition);
     let unit = write.unit;
     let range: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
         [&unit.source, &write.first_day, &unit.end_date];
@@ -274,7 +273,7 @@ async fn swap_in(
         "{}; DROP TABLE {partition_q}; \
          ALTER TABLE {stage_q} RENAME TO {partition}; \
          ALTER TABLE {table_q} ATTACH PARTITION {partition_q} {}",
-        ddl::stage_primary_key(&stage_q, stage),
+        ddl::stage_primary_key(stage_q, stage),
         super::partition_bound(unit),
     ))
     .await
@@ -288,8 +287,8 @@ async fn swap_in(
         let (parent, name): (String, String) = (new.get(0), new.get(1));
         if let Some(old) = old_names.iter().find(|o| o.get::<_, String>(0) == parent) {
             renames.push_str(&format!(
-                "ALTER INDEX {schema_q}.{} RENAME TO {};",
-                quote_ident(&name),
+                "ALTER INDEX {} RENAME TO {};",
+                qualified(schema_q, &name),
                 quote_ident(&old.get::<_, String>(1))
             ));
         }
