@@ -35,7 +35,8 @@ impl RowProblems {
 }
 
 /// The SQL condition "some quantity of the row is negative or not finite"; null quantities
-/// are missing values, not malformed ones. Needs `koku_bad_quantity` registered.
+/// are missing values, not malformed ones. Needs `koku_bad_quantity` ([`BadQuantity`]),
+/// which `summary::session` registers with the summary's functions.
 fn bad_quantity(report: ReportType) -> String {
     let quantities: Vec<&str> = report
         .columns()
@@ -117,7 +118,6 @@ pub async fn count(
     let ts = crate::summary::day_start_literal;
     let (first, next) = (ts(month.0), ts(month.1));
     let (from, to) = (ts(days.0), ts(days.1.succ_opt().unwrap_or(days.1)));
-    ctx.register_udf(BadQuantity::udf());
     let sql = format!(
         "SELECT count(*) FILTER (WHERE interval_start < {first} OR interval_start >= {next}), \
          count(*) FILTER (WHERE bad), \
@@ -152,7 +152,6 @@ pub async fn count(
 pub async fn skip_bad_quantities(ctx: &SessionContext, report: ReportType) -> Result<()> {
     let name = report.table_name();
     let unchecked = format!("{name}_unchecked");
-    ctx.register_udf(BadQuantity::udf());
     if let Some(table) = ctx.deregister_table(name)? {
         ctx.register_table(unchecked.as_str(), table)?;
     }

@@ -42,7 +42,8 @@ pub struct Reference {
     pub node_roles: Vec<NodeRole>,
 }
 
-/// A DataFusion session sized by the profile, with the label functions registered.
+/// A DataFusion session sized by the profile, with the label, cost-category and
+/// malformed-quantity functions registered.
 pub fn session(
     profile: &Profile,
     reference: &Reference,
@@ -70,6 +71,7 @@ pub fn session(
     ));
     ctx.register_udf(MergeLabels::udf());
     ctx.register_udf(CostCategory::udf(&reference.cost_categories));
+    ctx.register_udf(crate::input::quality::BadQuantity::udf());
     register_node_roles(&ctx, &reference.node_roles)?;
     Ok(ctx)
 }
