@@ -350,8 +350,6 @@ async fn run_unit(
     let pod_rows_read = files.get(ReportType::PodUsage).map_or(0, |r| r.rows);
     let days = (unit.end_date - first_day).num_days() as u32 + 1;
     let days_per_pass = req.profile.days_per_pass_for(pod_rows_read, days);
-    let passes = summary::passes(first_day, unit.end_date, days_per_pass).len();
-    info!(days_per_pass, passes, "summarising");
     let summary = summary::daily_summary(&ctx, first_day, unit.end_date, storage, days_per_pass).await?;
     // With `input.bad_rows: fail`, malformed label JSON (known once the labels have been read)
     // fails the unit before the commit.

@@ -155,7 +155,7 @@ pub struct DailySummary {
 
 /// The day ranges (first, last) that `start..=end` is summarised in, `days_per_pass` days each
 /// (0: all at once).
-pub fn passes(start: NaiveDate, end: NaiveDate, days_per_pass: u32) -> Vec<(NaiveDate, NaiveDate)> {
+fn passes(start: NaiveDate, end: NaiveDate, days_per_pass: u32) -> Vec<(NaiveDate, NaiveDate)> {
     let days = (end - start).num_days().max(0) + 1;
     let step = match days_per_pass {
         0 => days,
@@ -186,7 +186,9 @@ pub async fn daily_summary(
     storage: bool,
     days_per_pass: u32,
 ) -> Result<DailySummary> {
-    let mut passes = passes(start, end, days_per_pass).into_iter();
+    let passes = passes(start, end, days_per_pass);
+    tracing::info!(days_per_pass, passes = passes.len(), "summarising");
+    let mut passes = passes.into_iter();
     let (first_start, first_end) = passes.next().unwrap_or((start, end));
     let first = plan(ctx, first_start, first_end, storage).await?;
     let later = {
