@@ -390,7 +390,7 @@ async fn run_unit(
                     // A swap COPies and indexes on this many connections; PostgreSQL takes
                     // little from more than a few.
                     connections: req.profile.target_partitions.clamp(1, 4),
-                    input_rows: files.get(ReportType::PodUsage).map_or(0, |r| r.rows),
+                    input_rows: pod_rows_read,
                 },
                 rows,
             )
