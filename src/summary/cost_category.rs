@@ -9,16 +9,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, Int32Builder};
+use datafusion::arrow::array::Int32Builder;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::cast::as_string_array;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 
 use crate::config::CostCategoryPattern;
-use crate::summary::labels::utf8_column;
+use crate::summary::labels::Texts;
 
 /// Trino's `LIKE` without an escape character: `%` matches any run of characters, `_` one
 /// character, anything else itself (case-sensitive).
@@ -87,8 +86,7 @@ impl ScalarUDFImpl for CostCategory {
         Ok(DataType::Int32)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let input = utf8_column(&args.args[0], args.number_rows)?;
-        let input = as_string_array(&input)?;
+        let input = Texts::new(&args.args[0], args.number_rows)?;
         let mut cache: HashMap<&str, Option<i32>> = HashMap::new();
         let mut out = Int32Builder::with_capacity(input.len());
         for i in 0..input.len() {
@@ -96,7 +94,7 @@ impl ScalarUDFImpl for CostCategory {
                 out.append_null();
                 continue;
             }
-            let namespace = input.value(i);
+            let namespace = input.get(i);
             let id = *cache
                 .entry(namespace)
                 .or_insert_with(|| category(namespace, &self.patterns));

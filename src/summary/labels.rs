@@ -4,15 +4,18 @@
 //! `map_filter`, and merges maps with `map_concat` (later maps win). We keep the same rules on
 //! canonical JSON text (keys sorted, compact), so equal maps are equal strings and can be grouped.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::Mutex;
 
-use datafusion::arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
+use datafusion::arrow::array::{
+    Array, AsArray, LargeStringArray, StringArray, StringBuilder, StringViewArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::cast::as_string_array;
+use datafusion::common::HashMap;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
@@ -234,15 +237,52 @@ impl MalformedLabels {
     }
 }
 
+/// A label function's results across batches and passes, keyed by its argument text. The same
+/// label strings come back for every hour, day and node of a month, so after the first few
+/// batches nearly every row finds its result here and parses nothing. When the cache holds more
+/// than [`RESULT_CACHE_BYTES`] it starts over, which bounds its memory however many distinct
+/// strings a month has.
+#[derive(Debug, Default)]
+struct ResultCache {
+    map: HashMap<String, Box<str>>,
+    bytes: usize,
+}
+
+/// What a [`ResultCache`] may hold: far more than the distinct label strings of the 100M-row
+/// benchmark month, and small next to the engine's memory budget.
+const RESULT_CACHE_BYTES: usize = 32 << 20;
+
+impl ResultCache {
+    /// Starts over when over budget; called between batches, so results in use stay valid.
+    fn trim(&mut self) {
+        if self.bytes > RESULT_CACHE_BYTES {
+            self.map.clear();
+            self.bytes = 0;
+        }
+    }
+
+    /// The result for `key`, computed by `make` the first time it is asked for.
+    fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce(&str) -> String) -> &str {
+        let bytes = &mut self.bytes;
+        self.map.entry_ref(key).or_insert_with(|| {
+            let value = make(key);
+            // The two strings and a table slot.
+            *bytes += key.len() + value.len() + 48;
+            value.into_boxed_str()
+        })
+    }
+}
+
 /// `koku_filter_labels(text) -> text`: the enabled keys of a label object, as canonical JSON.
 ///
-/// Work is done once per distinct string of each batch. A malformed object yields `{}` and is
-/// remembered in `malformed`.
+/// Work is done once per distinct string of the run (see [`ResultCache`]). A malformed object
+/// yields `{}` and is remembered in `malformed`.
 #[derive(Debug)]
 pub struct FilterLabels {
     keys: EnabledKeys,
     signature: Signature,
     malformed: Arc<MalformedLabels>,
+    results: Mutex<ResultCache>,
 }
 
 impl FilterLabels {
@@ -251,6 +291,7 @@ impl FilterLabels {
             keys,
             signature: Signature::new(TypeSignature::Any(1), Volatility::Immutable),
             malformed,
+            results: Mutex::default(),
         })
     }
 }
@@ -278,39 +319,50 @@ impl ScalarUDFImpl for FilterLabels {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let input = utf8_column(&args.args[0], args.number_rows)?;
-        let input = as_string_array(&input)?;
-        let mut cache: HashMap<&str, String> = HashMap::new();
+        let input = Texts::new(&args.args[0], args.number_rows)?;
+        let mut results = lock(&self.results);
+        results.trim();
         let mut out = StringBuilder::with_capacity(input.len(), input.len() * 16);
         for i in 0..input.len() {
-            let text = if input.is_null(i) { "" } else { input.value(i) };
-            let filtered = cache
-                .entry(text)
-                .or_insert_with(|| match filter_text(text, &self.keys) {
-                    Ok(filtered) => filtered,
-                    Err(_) => {
-                        self.malformed.insert(text);
-                        "{}".to_string()
-                    }
-                });
-            out.append_value(filtered.as_str());
+            let filtered = results.get_or_insert_with(input.get(i), |text| {
+                filter_text(text, &self.keys).unwrap_or_else(|_| {
+                    self.malformed.insert(text);
+                    "{}".to_string()
+                })
+            });
+            out.append_value(filtered);
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
 }
 
 /// `koku_merge_labels(a, b, ...) -> text`: canonical label objects merged, later keys winning;
-/// a null argument counts as `{}` (koku's `coalesce(..., '{}')`).
-#[derive(Debug, PartialEq, Eq, Hash)]
+/// a null argument counts as `{}` (koku's `coalesce(..., '{}')`). Once per distinct combination
+/// of the run, like `koku_filter_labels`.
+#[derive(Debug)]
 pub struct MergeLabels {
     signature: Signature,
+    results: Mutex<ResultCache>,
 }
 
 impl MergeLabels {
     pub fn udf() -> ScalarUDF {
         ScalarUDF::new_from_impl(MergeLabels {
             signature: Signature::variadic_any(Volatility::Immutable),
+            results: Mutex::default(),
         })
+    }
+}
+
+impl PartialEq for MergeLabels {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+impl Eq for MergeLabels {}
+impl Hash for MergeLabels {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
     }
 }
 
@@ -329,42 +381,91 @@ impl ScalarUDFImpl for MergeLabels {
         let columns = args
             .args
             .iter()
-            .map(|a| utf8_column(a, n))
+            .map(|a| Texts::new(a, n))
             .collect::<DfResult<Vec<_>>>()?;
-        let columns = columns
-            .iter()
-            .map(|c| as_string_array(c))
-            .collect::<DfResult<Vec<&StringArray>>>()?;
-        let mut cache: HashMap<Vec<&str>, String> = HashMap::new();
+        let mut results = lock(&self.results);
+        results.trim();
+        let mut key = String::new();
         let mut out = StringBuilder::with_capacity(n, n * 16);
         for i in 0..n {
-            let texts: Vec<&str> = columns
-                .iter()
-                .map(|c| if c.is_null(i) { "" } else { c.value(i) })
-                .collect();
-            let merged = cache.entry(texts).or_insert_with_key(|texts| {
+            // The arguments, each behind its length: no two lists of texts give the same key.
+            key.clear();
+            for column in &columns {
+                let text = column.get(i);
+                let _ = write!(key, "{}:", text.len());
+                key.push_str(text);
+            }
+            let merged = results.get_or_insert_with(&key, |_| {
                 // The inputs come from koku_filter_labels, so they parse; be lenient anyway.
-                let parts: Vec<Labels> = texts.iter().map(|t| parse(t).unwrap_or_default()).collect();
+                let parts: Vec<Labels> = columns
+                    .iter()
+                    .map(|c| parse(c.get(i)).unwrap_or_default())
+                    .collect();
                 to_json(&merge(&parts))
             });
-            out.append_value(merged.as_str());
+            out.append_value(merged);
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
 }
 
-/// A UDF argument as a Utf8 array of `rows` rows, whatever string type or scalar it came as.
-pub(crate) fn utf8_column(value: &ColumnarValue, rows: usize) -> DfResult<ArrayRef> {
-    let array = value.to_array(rows)?;
-    Ok(match array.data_type() {
-        DataType::Utf8 => array,
-        _ => cast(&array, &DataType::Utf8)?,
-    })
+/// A cache's lock; a panic in another batch leaves nothing half-updated that matters (at
+/// worst a missing entry), so a poisoned lock is used as it is.
+fn lock(results: &Mutex<ResultCache>) -> std::sync::MutexGuard<'_, ResultCache> {
+    results.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A string argument of any of Arrow's string types, read in place: casting a string-view
+/// column to `Utf8` would copy every value of every batch. A null reads as `""`.
+pub(crate) enum Texts {
+    Utf8(StringArray),
+    Large(LargeStringArray),
+    View(StringViewArray),
+}
+
+impl Texts {
+    pub(crate) fn new(value: &ColumnarValue, rows: usize) -> DfResult<Texts> {
+        let array = value.to_array(rows)?;
+        Ok(match array.data_type() {
+            DataType::Utf8 => Texts::Utf8(array.as_string::<i32>().clone()),
+            DataType::LargeUtf8 => Texts::Large(array.as_string::<i64>().clone()),
+            DataType::Utf8View => Texts::View(array.as_string_view().clone()),
+            _ => Texts::Utf8(cast(&array, &DataType::Utf8)?.as_string::<i32>().clone()),
+        })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.array().len()
+    }
+
+    pub(crate) fn is_null(&self, i: usize) -> bool {
+        self.array().is_null(i)
+    }
+
+    pub(crate) fn get(&self, i: usize) -> &str {
+        if self.is_null(i) {
+            return "";
+        }
+        match self {
+            Texts::Utf8(a) => a.value(i),
+            Texts::Large(a) => a.value(i),
+            Texts::View(a) => a.value(i),
+        }
+    }
+
+    fn array(&self) -> &dyn Array {
+        match self {
+            Texts::Utf8(a) => a,
+            Texts::Large(a) => a,
+            Texts::View(a) => a,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::ArrayRef;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs
@@ -409,6 +510,101 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `SELECT udf(c0, c1, ...) FROM t` through DataFusion, one batch per element of `batches`.
+    async fn call(udf: ScalarUDF, batches: Vec<Vec<ArrayRef>>) -> Vec<String> {
+        use datafusion::arrow::array::RecordBatch;
+        use datafusion::arrow::datatypes::{Field, Schema};
+        use datafusion::datasource::MemTable;
+        use datafusion::prelude::SessionContext;
+
+        let fields = batches[0]
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Field::new(format!("c{i}"), a.data_type().clone(), true))
+            .collect::<Vec<_>>();
+        let schema = Arc::new(Schema::new(fields));
+        let batches = batches
+            .into_iter()
+            .map(|columns| RecordBatch::try_new(schema.clone(), columns).unwrap())
+            .collect();
+        let ctx = SessionContext::new();
+        let name = udf.name().to_string();
+        ctx.register_udf(udf);
+        ctx.register_table(
+            "t",
+            Arc::new(MemTable::try_new(schema.clone(), vec![batches]).unwrap()),
+        )
+        .unwrap();
+        let args = (0..schema.fields().len())
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>();
+        let out = ctx
+            .sql(&format!("SELECT {name}({}) FROM t", args.join(", ")))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        out.iter()
+            .flat_map(|b| {
+                let column = b.column(0).as_string::<i32>();
+                (0..b.num_rows())
+                    .map(|i| column.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn filtering_reads_every_string_type_and_remembers_results_across_batches() {
+        let keys = EnabledKeys::from_enabled(["app".to_string()]);
+        let texts = [
+            Some(r#"{"app": "web", "tier": "db"}"#),
+            None,
+            Some("not json"),
+            Some(r#"{"app": "web", "tier": "db"}"#),
+            Some(r#"{"tier": "db"}"#),
+        ];
+        let expected = [r#"{"app":"web"}"#, "{}", "{}", r#"{"app":"web"}"#, "{}"];
+        let arrays: [ArrayRef; 3] = [
+            Arc::new(StringArray::from(texts.to_vec())),
+            Arc::new(LargeStringArray::from(texts.to_vec())),
+            Arc::new(StringViewArray::from(texts.to_vec())),
+        ];
+        for array in arrays {
+            let malformed = Arc::new(MalformedLabels::default());
+            // The second batch finds every string in the cache and must give the same text.
+            let batches = vec![vec![array.clone()], vec![array]];
+            let out = call(FilterLabels::udf(keys.clone(), malformed.clone()), batches).await;
+            assert_eq!(out, [expected, expected].concat());
+            assert_eq!(malformed.count(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn merging_tells_apart_arguments_that_concatenate_alike() {
+        // Joined without their lengths, both rows would read `{"a":"1"}{}`; the second row's
+        // first argument is not an object, so it merges to `{}` (leniently, as no label).
+        let first = StringArray::from(vec![r#"{"a":"1"}"#, r#"{"a":"1"}{}"#]);
+        let second = StringArray::from(vec!["{}", ""]);
+        let batch = vec![Arc::new(first) as ArrayRef, Arc::new(second) as ArrayRef];
+        let out = call(MergeLabels::udf(), vec![batch.clone(), batch]).await;
+        assert_eq!(out, [r#"{"a":"1"}"#, "{}", r#"{"a":"1"}"#, "{}"]);
+    }
+
+    #[test]
+    fn a_result_cache_over_its_budget_starts_over() {
+        let mut cache = ResultCache::default();
+        assert_eq!(cache.get_or_insert_with("k", |k| format!("{k}!")), "k!");
+        cache.trim();
+        assert_eq!(cache.map.len(), 1, "within budget, results are kept");
+        cache.bytes = RESULT_CACHE_BYTES + 1;
+        cache.trim();
+        assert!(cache.map.is_empty());
+        assert_eq!(cache.bytes, 0);
+        assert_eq!(cache.get_or_insert_with("k", |_| "again".into()), "again");
     }
 
     #[test]
