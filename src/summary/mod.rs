@@ -4,6 +4,7 @@
 //! sees a path or a connection.
 
 pub mod cost_category;
+pub mod date;
 pub mod labels;
 pub mod unallocated;
 
@@ -70,6 +71,7 @@ pub fn session(
         malformed_labels,
     ));
     ctx.register_udf(MergeLabels::udf());
+    ctx.register_udf(date::KokuDate::udf());
     ctx.register_udf(CostCategory::udf(&reference.cost_categories));
     ctx.register_udf(crate::input::quality::BadQuantity::udf());
     register_node_roles(&ctx, &reference.node_roles)?;

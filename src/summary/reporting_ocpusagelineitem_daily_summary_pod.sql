@@ -4,6 +4,8 @@
 -- `{{start}}` and `{{end}}` are the unit's day range as timestamps, end exclusive
 -- (koku: `interval_start >= {{start_date}} AND interval_start < date_add('day', 1, {{end_date}})`).
 -- koku's `source`/`year`/`month` predicates are the folder costagg reads, so they are absent here.
+-- `koku_date(t)` is koku's `date(t)` (SQL's `CAST(t AS DATE)`), the UTC day, computed as whole days
+-- since the epoch: arrow's cast goes through a calendar date per line item.
 -- Enabled keys: koku's `cte_pg_enabled_keys` + `map_filter(..., contains(pek.keys, k))` is
 -- `koku_filter_labels`, which holds the enabled keys itself.
 -- koku's label CTEs (`cte_ocp_node_label_line_item_daily`, `cte_ocp_namespace_label_line_item_daily`)
@@ -15,7 +17,7 @@
 -- a large month is summarised in passes of a few days, each with its own tables.
 CREATE OR REPLACE TABLE cte_ocp_node_capacity AS
     -- Max per (hour, node), then summed per (day, node). koku keeps rows with an empty node here.
-    SELECT CAST(nc.interval_start AS DATE) AS usage_start,
+    SELECT koku_date(nc.interval_start) AS usage_start,
         nc.node,
         sum(nc.node_capacity_cpu_core_seconds) AS node_capacity_cpu_core_seconds,
         sum(nc.node_capacity_memory_byte_seconds) AS node_capacity_memory_byte_seconds
@@ -29,7 +31,7 @@ CREATE OR REPLACE TABLE cte_ocp_node_capacity AS
             AND li.interval_start < {{end}}
         GROUP BY li.interval_start, li.node
     ) AS nc
-    GROUP BY CAST(nc.interval_start AS DATE), nc.node;
+    GROUP BY koku_date(nc.interval_start), nc.node;
 
 -- costagg: a table too, so that the planner, which knows its size, hashes it (one row per day)
 -- and streams the Pod rows past it. As a CTE its size was unknown and the join held every Pod
@@ -46,7 +48,7 @@ CREATE OR REPLACE TABLE cte_ocp_cluster_capacity AS
 -- group and group again by the merged labels. Sums and maxima are associative, so the rows
 -- are koku's; label work runs per group instead of per line item.
 WITH cte_pod_usage_by_raw_labels AS (
-    SELECT CAST(li.interval_start AS DATE) AS usage_start,
+    SELECT koku_date(li.interval_start) AS usage_start,
         li.namespace,
         li.node,
         li.pod_labels,
@@ -67,7 +69,7 @@ WITH cte_pod_usage_by_raw_labels AS (
     WHERE li.interval_start >= {{start}}
         AND li.interval_start < {{end}}
         AND li.node != ''
-    GROUP BY CAST(li.interval_start AS DATE), li.namespace, li.node, li.pod_labels
+    GROUP BY koku_date(li.interval_start), li.namespace, li.node, li.pod_labels
 ),
 cte_pod_usage_labelled AS (
     -- koku: map_concat(node labels, namespace labels, filtered pod labels), later keys winning,

@@ -1,7 +1,7 @@
 -- costagg's port of the Storage section of koku's Trino SQL
 -- `trino_sql/openshift/reporting_ocpusagelineitem_daily_summary.sql` (the part under
 -- `{% if storage_exists %}`: costagg runs it only when the unit has storage files).
--- CTE and column names are koku's. `{{start}}`/`{{end}}` as in the Pod section;
+-- CTE and column names are koku's. `{{start}}`/`{{end}}` and `koku_date` as in the Pod section;
 -- `{{days_in_month}}` is koku's `extract(day from last_day_of_month(date(usage_start)))`, one
 -- number since a unit is one month. The label CTEs are the views of
 -- `cte_ocp_label_line_items_daily.sql`.
@@ -23,14 +23,14 @@ CREATE OR REPLACE TABLE cte_volume_nodes AS
         uli.node,
         uli.resource_id
     FROM (
-        SELECT DISTINCT CAST(s.interval_start AS DATE) AS usage_start,
+        SELECT DISTINCT koku_date(s.interval_start) AS usage_start,
             s.persistentvolumeclaim, s.persistentvolume, s.pod, s.namespace
         FROM openshift_storage_usage_line_items AS s
         WHERE s.interval_start >= {{start}}
             AND s.interval_start < {{end}}
     ) AS sli
     JOIN (
-        SELECT DISTINCT CAST(p.interval_start AS DATE) AS usage_start,
+        SELECT DISTINCT koku_date(p.interval_start) AS usage_start,
             p.namespace, p.pod, p.node, p.resource_id
         FROM openshift_pod_usage_line_items AS p
         WHERE p.interval_start >= {{start}}
@@ -51,7 +51,7 @@ WITH cte_shared_volume_node_count AS (
 -- (and the pod, which decides the node), so label filtering and merging run once per group.
 -- Every join key below is part of this grouping, so the joined rows are koku's.
 cte_storage_by_raw_labels AS (
-    SELECT CAST(sli.interval_start AS DATE) AS usage_start,
+    SELECT koku_date(sli.interval_start) AS usage_start,
         sli.namespace,
         sli.pod,
         sli.persistentvolumeclaim,
@@ -67,7 +67,7 @@ cte_storage_by_raw_labels AS (
     FROM openshift_storage_usage_line_items AS sli
     WHERE sli.interval_start >= {{start}}
         AND sli.interval_start < {{end}}
-    GROUP BY CAST(sli.interval_start AS DATE), sli.namespace, sli.pod, sli.persistentvolumeclaim,
+    GROUP BY koku_date(sli.interval_start), sli.namespace, sli.pod, sli.persistentvolumeclaim,
         sli.persistentvolume, sli.storageclass, sli.csi_volume_handle,
         sli.persistentvolume_labels, sli.persistentvolumeclaim_labels
 ),
