@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray};
-use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
 use datafusion::error::Result as DfResult;
@@ -63,9 +63,28 @@ impl BadQuantity {
         })
     }
 
-    /// IEEE comparisons: NaN (of either sign) fails `0.0 <= v`, -0.0 passes it.
+    /// A bitmap of the bad values, built a word at a time over slices (no index checks), which
+    /// the compiler vectorises; `BooleanBuffer::collect_bool` took ~15 instructions per value.
+    fn bad_bits(values: &[f64]) -> BooleanBuffer {
+        let words: Vec<u64> = values
+            .chunks(64)
+            .map(|chunk| {
+                (chunk.iter().enumerate())
+                    .fold(0, |word, (bit, &v)| word | (u64::from(Self::is_bad(v)) << bit))
+            })
+            .collect();
+        BooleanBuffer::new(Buffer::from_vec(words), 0, values.len())
+    }
+
+    /// `!(0.0 <= v && v < inf)` on the bits: +0.0 and the positive finite numbers lie below
+    /// +inf's pattern; +inf, NaNs and every negative (sign bit set) lie at or above it, except
+    /// -0.0, which is zero. As float comparisons the compiler turned this into a classification
+    /// of ~25 instructions per value; as integers it is two comparisons and vectorises.
     fn is_bad(v: f64) -> bool {
-        !(0.0..f64::INFINITY).contains(&v)
+        const POSITIVE_INFINITY: u64 = 0x7ff0_0000_0000_0000;
+        const NEGATIVE_ZERO: u64 = 0x8000_0000_0000_0000;
+        let bits = v.to_bits();
+        (bits >= POSITIVE_INFINITY) & (bits != NEGATIVE_ZERO)
     }
 }
 
@@ -81,28 +100,24 @@ impl ScalarUDFImpl for BadQuantity {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
-        let mut bad = vec![false; rows];
+        // Bitmaps, 64 values to a word: a column's bad values, masked by its valid ones, are
+        // or-ed into the row's answer with word-wide operations.
+        let mut bad = BooleanBuffer::new_unset(rows);
         for arg in &args.args {
             let array = arg.to_array(rows)?;
             let array = match array.data_type() {
                 DataType::Float64 => array,
                 _ => cast(&array, &DataType::Float64)?,
             };
-            let values = array.as_primitive::<Float64Type>();
-            match values.nulls() {
-                None => {
-                    for (b, &v) in bad.iter_mut().zip(values.values().iter()) {
-                        *b |= Self::is_bad(v);
-                    }
-                }
-                Some(nulls) => {
-                    for (i, (b, &v)) in bad.iter_mut().zip(values.values().iter()).enumerate() {
-                        *b |= nulls.is_valid(i) && Self::is_bad(v);
-                    }
-                }
-            }
+            let values = array.as_primitive::<Float64Type>().values();
+            let column = Self::bad_bits(values);
+            let column = match array.nulls() {
+                Some(nulls) => &column & nulls.inner(),
+                None => column,
+            };
+            bad = &bad | &column;
         }
-        let out = BooleanArray::new(BooleanBuffer::collect_bool(rows, |i| bad[i]), None);
+        let out = BooleanArray::new(bad, None);
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
@@ -176,13 +191,15 @@ mod tests {
     /// others 0), and whether the malformed-row condition calls the row bad.
     #[tokio::test]
     async fn negatives_infinities_and_nans_are_bad_and_zeros_and_nulls_are_not() {
-        let cases: [(Option<f64>, bool); 10] = [
+        let cases: [(Option<f64>, bool); 12] = [
             (Some(0.0), false),
+            (Some(5e-324), false),
             (Some(-0.0), false),
             (Some(3600.0), false),
             (Some(f64::MAX), false),
             (None, false),
             (Some(-1e-300), true),
+            (Some(f64::MIN), true),
             (Some(f64::NEG_INFINITY), true),
             (Some(f64::INFINITY), true),
             (Some(f64::NAN), true),
