@@ -226,14 +226,18 @@ pub fn put_numeric(buf: &mut BytesMut, value: f64) -> usize {
     } else {
         NUMERIC_POS
     };
-    buf.put_i16(body.len() as i16);
-    buf.put_i16(weight);
-    buf.put_u16(sign);
-    buf.put_u16(NUMERIC_SCALE as u16);
-    for &g in body {
-        buf.put_i16(g);
+    // The header and the digits in one slice: one capacity check instead of one a field.
+    let mut out = [0u8; 8 + 2 * GROUPS];
+    let len = 8 + 2 * body.len();
+    out[0..2].copy_from_slice(&(body.len() as i16).to_be_bytes());
+    out[2..4].copy_from_slice(&weight.to_be_bytes());
+    out[4..6].copy_from_slice(&sign.to_be_bytes());
+    out[6..8].copy_from_slice(&(NUMERIC_SCALE as u16).to_be_bytes());
+    for (to, g) in out[8..len].chunks_exact_mut(2).zip(body) {
+        to.copy_from_slice(&g.to_be_bytes());
     }
-    8 + 2 * body.len()
+    buf.put_slice(&out[..len]);
+    len
 }
 
 /// Base-10000 digits of the largest numeric written: the integer digits of f64::MAX, one
@@ -243,26 +247,18 @@ const GROUPS: usize = (MAX_INT_DIGITS + 1).div_ceil(4) + NUMERIC_SCALE.div_ceil(
 /// |value| in fixed point from its shortest digits (`mantissa`, maybe with a dot, times
 /// 10^`exponent`): the integer part, and the decimals rounded to [`NUMERIC_SCALE`] places
 /// (half away from zero, on the first dropped digit) and scaled to 16 places, four
-/// base-10000 digits. `None` when the integer part does not fit a u64 (≥ 1.8·10¹⁹).
+/// base-10000 digits. `None` when the digits or the integer part do not fit a u64 (≥ 1.8·10¹⁹).
 fn fixed_point(mantissa: &[u8], exponent: i32) -> Option<(u64, u64)> {
     // value = m · 10^e
-    let (mut m, mut e, mut digits) = (0u64, exponent, 0);
+    let (mut m, mut e) = (0u64, exponent);
     let mut after_dot = false;
     for &b in mantissa {
         if b == b'.' {
             after_dot = true;
             continue;
         }
-        if m != 0 || b != b'0' {
-            digits += 1;
-            if digits > 19 {
-                return None;
-            }
-            m = m * 10 + u64::from(b - b'0');
-        }
-        if after_dot {
-            e -= 1;
-        }
+        m = m.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        e -= i32::from(after_dot);
     }
     if e >= 0 {
         return Some((m.checked_mul(*POW10.get(e as usize)?)?, 0));
