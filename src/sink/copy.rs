@@ -202,7 +202,13 @@ pub fn put_numeric(buf: &mut BytesMut, value: f64) -> usize {
         zmij.format_finite(value.abs()).as_bytes()
     };
     let (mantissa, exponent) = match text.iter().position(|&b| b == b'e') {
-        Some(e) => (&text[..e], parse_exponent(&text[e + 1..])),
+        Some(e) => {
+            // zmij's exponents: `-07`, `+16`; std's integer parsing takes either sign.
+            let exponent = std::str::from_utf8(&text[e + 1..])
+                .ok()
+                .and_then(|t| t.parse().ok());
+            (&text[..e], exponent.expect("zmij writes an integer exponent"))
+        }
         None => (text, 0),
     };
     let mut groups = [0i16; GROUPS];
@@ -384,17 +390,6 @@ fn may_tie(v: f64) -> bool {
     }
     let e = biased.max(1) - 1075 + m.trailing_zeros() as i32;
     e > -26 && !(e >= 0 && v.abs() < (1u64 << 53) as f64)
-}
-
-/// The exponent of zmij's scientific form (`-7`, `+16`).
-fn parse_exponent(text: &[u8]) -> i32 {
-    let (negative, digits) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        Some((b'+', rest)) => (false, rest),
-        _ => (false, text),
-    };
-    let magnitude = digits.iter().fold(0i32, |e, &b| e * 10 + i32::from(b - b'0'));
-    if negative { -magnitude } else { magnitude }
 }
 
 #[cfg(test)]
