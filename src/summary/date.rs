@@ -8,10 +8,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, Date32Array};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{
-    DataType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType,
-};
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
@@ -54,20 +51,16 @@ impl ScalarUDFImpl for KokuDate {
             DataType::Timestamp(unit, zone)
                 if zone.as_deref().is_none_or(|z| z == "UTC" || z == "+00:00") =>
             {
-                match unit {
-                    TimeUnit::Second => array
-                        .as_primitive::<TimestampSecondType>()
-                        .try_unary(|t| day(t, DAY))?,
-                    TimeUnit::Millisecond => array
-                        .as_primitive::<TimestampMillisecondType>()
-                        .try_unary(|t| day(t, DAY * 1_000))?,
-                    TimeUnit::Microsecond => array
-                        .as_primitive::<TimestampMicrosecondType>()
-                        .try_unary(|t| day(t, DAY * 1_000_000))?,
-                    TimeUnit::Nanosecond => array
-                        .as_primitive::<TimestampNanosecondType>()
-                        .try_unary(|t| day(t, DAY * 1_000_000_000))?,
-                }
+                let per_day = DAY
+                    * match unit {
+                        TimeUnit::Second => 1,
+                        TimeUnit::Millisecond => 1_000,
+                        TimeUnit::Microsecond => 1_000_000,
+                        TimeUnit::Nanosecond => 1_000_000_000,
+                    };
+                // The same buffer read as the integer ticks it holds (arrow reinterprets it).
+                let ticks = cast(&array, &DataType::Int64)?;
+                ticks.as_primitive::<Int64Type>().try_unary(|t| day(t, per_day))?
             }
             // Anything else (a date, another zone) as SQL's CAST would take it.
             _ => cast(&array, &DataType::Date32)?.as_primitive().clone(),
