@@ -146,11 +146,11 @@ pub fn create_stage(table_q: &str) -> String {
     format!("CREATE TABLE {table_q} (\n{}\n)", column_list())
 }
 
-/// The indexes of the stage table `stage_q` (named `stage`) with their relative build times, each statement on its own so
-/// that they can be built on several connections at once: the primary key's unique index
-/// (`<stage>_0`, made the primary key by [`stage_primary_key`] at the swap), then koku's indexes
-/// (`<stage>_<n>`). All are `CREATE INDEX`, whose SHARE locks let them run together (`ADD
-/// PRIMARY KEY` would lock the others out). The swap renames them.
+/// The indexes of the stage table `stage_q` (named `stage`) with their relative build times,
+/// each statement on its own so that they can be built on several connections at once: the
+/// primary key's unique index (`<stage>_0`, made the primary key by [`stage_primary_key`] at
+/// the swap), then koku's indexes (`<stage>_<n>`). All are `CREATE INDEX`, whose SHARE locks
+/// let them run together (`ADD PRIMARY KEY` would lock the others out). The swap renames them.
 pub fn stage_indexes(stage_q: &str, stage: &str) -> Vec<(String, u32)> {
     let mut sql = vec![(
         format!("CREATE UNIQUE INDEX \"{stage}_0\" ON {stage_q} {PRIMARY_KEY}"),
