@@ -259,6 +259,63 @@ async fn a_month_of_costaggs_own_table_is_built_aside_and_swapped_in_with_the_sa
     assert_eq!(stage_tables(&client).await, 0);
 }
 
+#[tokio::test]
+async fn a_month_holding_rows_the_run_keeps_is_written_row_by_row_even_under_swap() {
+    let url = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), SOURCE_A, "2025-10", 2000, 8);
+    let mut config = config_with_keys(&["app"]);
+    config.database.write_method = costagg::config::WriteMethod::Swap;
+    run_october(dir.path(), &url, config.clone()).await.unwrap();
+    let client = connect(&url).await;
+    let table = format!("{ORG}.reporting_ocpusagelineitem_daily_summary");
+    let kept = format!("SELECT count(*) FROM {table} WHERE namespace = 'kept'");
+
+    // One row another run owns, in each place the swap's check looks: no source, a source
+    // before the run's and one after it (SOURCE_A ends in ...0a).
+    for source in [
+        "NULL",
+        "'00000000-0000-4000-8000-000000000000'",
+        "'ffffffff-0000-4000-8000-000000000000'",
+    ] {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {table} (uuid, usage_start, usage_end, source_uuid, namespace) \
+                 VALUES (gen_random_uuid(), '2025-10-15', '2025-10-15', {source}, 'kept')"
+            ))
+            .await
+            .unwrap();
+        let partition = october_partition(&client).await;
+        run_october(dir.path(), &url, config.clone()).await.unwrap();
+        assert_eq!(october_partition(&client).await, partition, "source {source}");
+        let count: i64 = client.query_one(&kept, &[]).await.unwrap().get(0);
+        assert_eq!(count, 1, "source {source}");
+        client
+            .batch_execute(&format!("DELETE FROM {table} WHERE namespace = 'kept'"))
+            .await
+            .unwrap();
+        // Without it, the month is swapped in again.
+        run_october(dir.path(), &url, config.clone()).await.unwrap();
+        assert_ne!(october_partition(&client).await, partition, "source {source}");
+    }
+
+    // The run's own source on days before its input starts (day 3): kept, row by row.
+    let partition = october_partition(&client).await;
+    let partial = tempfile::tempdir().unwrap();
+    write_pod_file(partial.path(), SOURCE_A, &[(48, "ns", "n1", "{}", 3600.0, 0.0)]);
+    run_october(partial.path(), &url, config).await.unwrap();
+    assert_eq!(october_partition(&client).await, partition);
+    let before: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {table} WHERE usage_start < '2025-10-03'"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(before > 0);
+}
+
 /// koku's own table, as its migrations leave it: more columns than costagg writes, a default
 /// partition, and reference tables beside it.
 const KOKU_TABLES: &str = "

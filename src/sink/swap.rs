@@ -57,7 +57,7 @@ pub(super) async fn drop_leftover_stage(tx: &Transaction<'_>, unit: &UnitOfWork)
 }
 
 /// The rows of a month's partition that a run replacing `[first_day, end_date]` of `source`
-/// keeps, as disjoint conditions that each use the `(source_uuid, usage_start)` index.
+/// keeps, as disjoint conditions, each a range of the `(source_uuid, usage_start)` index.
 const KEPT: [&str; 5] = [
     "source_uuid IS NULL",
     "source_uuid < $1",
@@ -65,6 +65,25 @@ const KEPT: [&str; 5] = [
     "source_uuid = $1 AND usage_start < $2",
     "source_uuid = $1 AND usage_start > $3",
 ];
+
+/// Whether a partition holds a row of [`KEPT`], with `$1` the source and `$2`, `$3` the first
+/// and last day: the row with the greatest source (nulls first), the row with the least, and
+/// the source's first and last day, each read from one end of the `(source_uuid, usage_start)`
+/// index. (`EXISTS` for each condition of [`KEPT`] is the same test, but a partition swapped in
+/// has no statistics until autovacuum analyses it, and PostgreSQL then scanned the whole heap
+/// for `source_uuid < $1` and `> $1`: 0.41 s at 515K rows, against 0.2 ms.)
+fn any_kept(partition_q: &str) -> String {
+    format!(
+        "SELECT coalesce((SELECT source_uuid IS DISTINCT FROM $1 FROM {partition_q} \
+                          ORDER BY source_uuid DESC NULLS FIRST LIMIT 1), false) \
+             OR coalesce((SELECT source_uuid <> $1 FROM {partition_q} \
+                          ORDER BY source_uuid LIMIT 1), false) \
+             OR coalesce((SELECT usage_start < $2 FROM {partition_q} WHERE source_uuid = $1 \
+                          ORDER BY usage_start LIMIT 1), false) \
+             OR coalesce((SELECT usage_start > $3 FROM {partition_q} WHERE source_uuid = $1 \
+                          ORDER BY usage_start DESC LIMIT 1), false)"
+    )
+}
 
 /// Whether the unit's month can be swapped in: the table is costagg's, has a partition for
 /// exactly this month, and that partition holds no row the run keeps (another source's, or
@@ -95,14 +114,9 @@ pub(super) async fn plan(
         return Ok(None);
     };
     let partition_q = qualified(&quote_ident(&unit.schema), &partition);
-    let any_kept = KEPT
-        .iter()
-        .map(|c| format!("EXISTS (SELECT 1 FROM {partition_q} WHERE {c})"))
-        .collect::<Vec<_>>()
-        .join(" OR ");
     let kept: bool = tx
         .query_one(
-            &format!("SELECT {any_kept}"),
+            &any_kept(&partition_q),
             &[&unit.source, &first_day, &unit.end_date],
         )
         .await
