@@ -256,6 +256,22 @@ async fn a_month_of_costaggs_own_table_is_built_aside_and_swapped_in_with_the_sa
         primary_key,
         "reporting_ocpusagelineitem_daily_summary_2025_10_pkey"
     );
+    // What the stage had while it was built is gone: its check of the month's bounds and its
+    // autovacuum setting.
+    let (constraints, options): (Vec<String>, Option<Vec<String>>) = {
+        let row = client
+            .query_one(
+                "SELECT ARRAY(SELECT conname::text FROM pg_constraint WHERE conrelid = c.oid), \
+                 c.reloptions::text[] FROM pg_class c \
+                 WHERE c.oid = 'org1234567.reporting_ocpusagelineitem_daily_summary_2025_10'::regclass",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(constraints, [primary_key]);
+    assert_eq!(options, None);
     assert_eq!(stage_tables(&client).await, 0);
 }
 

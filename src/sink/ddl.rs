@@ -1,6 +1,7 @@
 //! koku's summary table: its columns and types, creating it and its month partitions.
 
 use crate::sink::copy::Wire;
+use chrono::NaiveDate;
 
 /// koku's summary table name.
 pub const SUMMARY_TABLE: &str = "reporting_ocpusagelineitem_daily_summary";
@@ -141,9 +142,30 @@ pub fn create_table(schema_q: &str) -> Vec<String> {
     sql
 }
 
-/// A plain table with the summary's columns and no index: a month's partition being built.
-pub fn create_stage(table_q: &str) -> String {
-    format!("CREATE TABLE {table_q} (\n{}\n)", column_list())
+/// A plain table with the summary's columns and no index: a month's partition being built,
+/// named `stage`, for the month `[from, to)`.
+///
+/// - Autovacuum is kept off it while it is built: half a million rows COPied in make it due
+///   for an analyse at once, and the index builds and the swap must then wait for autovacuum,
+///   which PostgreSQL cancels only after `deadlock_timeout` (1 s by default; seen in
+///   back-to-back 10M-row writes).
+/// - A check of the month's bounds (`<stage>_month`) lets the swap's `ATTACH PARTITION` skip
+///   its scan of the rows (0.17 s at 515K rows, alone at the end of a write); COPY checks each
+///   row as it arrives instead.
+///
+/// [`stage_attached`] undoes both once the stage is a partition.
+pub fn create_stage(stage_q: &str, stage: &str, (from, to): (NaiveDate, NaiveDate)) -> String {
+    format!(
+        "CREATE TABLE {stage_q} (\n{},\n    CONSTRAINT \"{stage}_month\" CHECK (usage_start >= '{from}' AND usage_start < '{to}')\n) \
+         WITH (autovacuum_enabled = false)",
+        column_list()
+    )
+}
+
+/// Gives a stage swapped in as the partition `partition_q` the options and constraints of any
+/// other partition (see [`create_stage`]).
+pub fn stage_attached(partition_q: &str, stage: &str) -> String {
+    format!("ALTER TABLE {partition_q} DROP CONSTRAINT \"{stage}_month\", RESET (autovacuum_enabled)")
 }
 
 /// The indexes of the stage table `stage_q` (named `stage`) with their relative build times,

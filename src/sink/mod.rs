@@ -565,9 +565,16 @@ async fn partition_needed(tx: &Transaction<'_>, unit: &UnitOfWork) -> Result<boo
 }
 
 pub(crate) fn partition_bound(unit: &UnitOfWork) -> String {
-    let from = UnitOfWork::first_day(unit.year, unit.month);
-    let to = UnitOfWork::next_month_start(unit.year, unit.month);
+    let (from, to) = month_bounds(unit);
     format!("FOR VALUES FROM ('{from}') TO ('{to}')")
+}
+
+/// The first day of the unit's month and of the next: its partition's range `[from, to)`.
+pub(crate) fn month_bounds(unit: &UnitOfWork) -> (NaiveDate, NaiveDate) {
+    (
+        UnitOfWork::first_day(unit.year, unit.month),
+        UnitOfWork::next_month_start(unit.year, unit.month),
+    )
 }
 
 /// Creates the table and the month's partition when missing. Runs of different units may do
