@@ -139,6 +139,13 @@ pub(super) struct SwapWrite<'a> {
     pub copy_buffer_bytes: usize,
 }
 
+impl SwapWrite<'_> {
+    /// The parameters of [`REPLACED`] and [`KEPT`]: the source, then the first and last day.
+    fn range(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 3] {
+        [&self.unit.source, &self.first_day, &self.unit.end_date]
+    }
+}
+
 /// Builds the month in a stage table on `helpers` (one COPY and a share of the indexes each),
 /// then swaps it in with `tx` and commits. On error the stage is dropped when a helper can
 /// still reach the server, and `tx` rolls back when dropped.
@@ -258,8 +265,6 @@ async fn swap_in(
     let table_q = qualified(schema_q, SUMMARY_TABLE);
     let partition_q = qualified(schema_q, &plan.partition);
     let unit = write.unit;
-    let range: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-        [&unit.source, &write.first_day, &unit.end_date];
     // Writers take the table's lock before a partition's, so taking the table's first cannot
     // deadlock with them; readers go on until the drop below.
     tx.batch_execute(&format!("LOCK TABLE {table_q} IN EXCLUSIVE MODE"))
@@ -272,7 +277,10 @@ async fn swap_in(
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     let carried = tx
-        .execute(&format!("INSERT INTO {stage_q} ({names}) {carry}"), &range)
+        .execute(
+            &format!("INSERT INTO {stage_q} ({names}) {carry}"),
+            &write.range(),
+        )
         .await
         .map_err(Error::database("carry over rows to keep"))?;
     if carried > 0 {
@@ -339,11 +347,10 @@ async fn claim_old_partition(tx: &Transaction<'_>, partition_q: &str, write: &Sw
     ))
     .await
     .map_err(Error::database("lock the month's partition"))?;
-    let unit = write.unit;
     let count: i64 = tx
         .query_one(
             &format!("SELECT count(*) FROM {partition_q} WHERE {REPLACED}"),
-            &[&unit.source, &write.first_day, &unit.end_date],
+            &write.range(),
         )
         .await
         .map_err(Error::database("count the rows replaced"))?
