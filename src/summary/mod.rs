@@ -6,6 +6,7 @@
 pub mod cost_category;
 pub mod date;
 pub mod labels;
+pub mod max_text;
 pub mod unallocated;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +73,7 @@ pub fn session(
     ));
     ctx.register_udf(MergeLabels::udf());
     ctx.register_udf(date::KokuDate::udf());
+    ctx.register_udaf(max_text::MaxText::udaf());
     ctx.register_udf(CostCategory::udf(&reference.cost_categories));
     ctx.register_udf(crate::input::quality::BadQuantity::udf());
     register_node_roles(&ctx, &reference.node_roles)?;

@@ -46,13 +46,14 @@ CREATE OR REPLACE TABLE cte_ocp_cluster_capacity AS
 -- costagg: koku groups the line items by (day, namespace, node, source, merged label map) in
 -- one step. We first group by the raw pod_labels string, then filter and merge labels per
 -- group and group again by the merged labels. Sums and maxima are associative, so the rows
--- are koku's; label work runs per group instead of per line item.
+-- are koku's; label work runs per group instead of per line item. koku_max_text is koku's
+-- max(li.resource_id), computed on a number per distinct string (summary/max_text.rs).
 WITH cte_pod_usage_by_raw_labels AS (
     SELECT koku_date(li.interval_start) AS usage_start,
         li.namespace,
         li.node,
         li.pod_labels,
-        max(li.resource_id) AS resource_id,
+        koku_max_text(li.resource_id) AS resource_id,
         sum(li.pod_usage_cpu_core_seconds) AS pod_usage_cpu_core_seconds,
         sum(li.pod_request_cpu_core_seconds) AS pod_request_cpu_core_seconds,
         sum(coalesce(li.pod_effective_usage_cpu_core_seconds,

@@ -267,6 +267,25 @@ async fn resource_id_request_and_limit_are_carried() {
 }
 
 #[tokio::test]
+async fn resource_id_is_the_groups_greatest_in_text_order() {
+    // koku's max(resource_id), over the line items of one day, namespace and node whose raw
+    // labels differ only in a key that is not enabled: one row. As text, "i-9" > "i-10" > "i-1".
+    let l = |hour, labels, id| Line {
+        resource_id: Some(id),
+        ..line(hour, "ns", "n1", labels)
+    };
+    let rows = summarise(fixture(vec![
+        l(0, r#"{"app":"web","tmp":"1"}"#, "i-10"),
+        l(1, r#"{"app":"web","tmp":"2"}"#, "i-9"),
+        l(2, r#"{"app":"web","tmp":"1"}"#, "i-1"),
+    ]))
+    .await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.text("pod_labels", 0).as_deref(), Some(r#"{"app":"web"}"#));
+    assert_eq!(rows.text("resource_id", 0).as_deref(), Some("i-9"));
+}
+
+#[tokio::test]
 async fn malformed_label_json_is_read_as_no_labels_and_remembered_once() {
     let malformed = Arc::new(crate::summary::labels::MalformedLabels::default());
     let mut f = fixture(vec![
