@@ -30,9 +30,11 @@ use crate::unit::UnitOfWork;
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 
-/// A month that can be swapped: its partition's name.
+/// A month that can be swapped: its partition's name, bare and qualified.
 pub(super) struct SwapPlan {
     partition: String,
+    /// `partition` qualified by the unit's schema, as SQL.
+    partition_q: String,
 }
 
 /// The stage table of a unit: one name per unit, so a leftover is found and dropped by the
@@ -128,7 +130,10 @@ pub(super) async fn plan(
         debug!(partition, "the month holds rows to keep; writing row by row");
         return Ok(None);
     }
-    Ok(Some(SwapPlan { partition }))
+    Ok(Some(SwapPlan {
+        partition,
+        partition_q,
+    }))
 }
 
 /// What [`replace`] needs besides the plan and the rows.
@@ -162,10 +167,9 @@ where
     let schema_q = quote_ident(&write.unit.schema);
     let stage = stage_name(write.unit);
     let stage_q = qualified(&schema_q, &stage);
-    let partition_q = qualified(&schema_q, &plan.partition);
     let (built, replaced) = futures::join!(
         build_stage(helpers, &stage, &stage_q, &write, batches),
-        claim_old_partition(&tx, &partition_q, &write),
+        claim_old_partition(&tx, &plan.partition_q, &write),
     );
     let outcome = match (built, replaced) {
         (Ok(rows_written), Ok(rows_deleted)) => {
@@ -263,7 +267,7 @@ async fn swap_in(
     counts: WriteOutcome,
 ) -> Result<WriteOutcome> {
     let table_q = qualified(schema_q, SUMMARY_TABLE);
-    let partition_q = qualified(schema_q, &plan.partition);
+    let partition_q = &plan.partition_q;
     let unit = write.unit;
     // Writers take the table's lock before a partition's, so taking the table's first cannot
     // deadlock with them; readers go on until the drop below.
@@ -305,7 +309,7 @@ async fn swap_in(
          ALTER TABLE {table_q} ATTACH PARTITION {partition_q} {}; {}",
         ddl::stage_primary_key(stage_q, stage),
         super::partition_bound(unit),
-        ddl::stage_attached(&partition_q, stage),
+        ddl::stage_attached(partition_q, stage),
     ))
     .await
     .map_err(Error::database("swap in the new partition"))?;
