@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringViewArray, StringViewBuilder};
-use datafusion::arrow::compute::{cast, not, nullif, prep_null_mask_filter};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::HashMap;
 use datafusion::error::Result as DfResult;
@@ -22,6 +22,7 @@ use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
+use datafusion_functions_aggregate_common::aggregate::groups_accumulator::nulls::apply_filter_as_nulls;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct MaxText {
@@ -144,18 +145,20 @@ impl MaxTextGroups {
         filter: Option<&BooleanArray>,
         total: usize,
     ) -> DfResult<()> {
+        // Rows the filter drops count as nulls, as in the builtin.
+        let values = apply_filter_as_nulls(values, filter)?;
         let values = match values.data_type() {
             DataType::Utf8View => values.as_string_view().clone(),
             // Plain strings (the `strings: plain` profile) as views of the same buffer: no
             // two rows share a view then, so each row's string is hashed.
-            _ => cast(values, &DataType::Utf8View)?.as_string_view().clone(),
+            _ => cast(&values, &DataType::Utf8View)?.as_string_view().clone(),
         };
         self.maxima.resize(total, NONE);
         self.forget_unheld();
         self.cached_numbers.fill(NONE);
         let views = values.views();
         for (row, &group) in groups.iter().enumerate() {
-            if values.is_null(row) || filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
+            if values.is_null(row) {
                 continue;
             }
             let number = self.number(&values, views[row], row);
@@ -228,15 +231,7 @@ impl GroupsAccumulator for MaxTextGroups {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> DfResult<Vec<ArrayRef>> {
-        let Some(filter) = opt_filter else {
-            return Ok(vec![Arc::clone(&values[0])]);
-        };
-        let kept = match filter.null_count() {
-            0 => filter.clone(),
-            _ => prep_null_mask_filter(filter),
-        };
-        let dropped = not(&kept)?;
-        Ok(vec![nullif(&values[0], &dropped)?])
+        Ok(vec![apply_filter_as_nulls(&values[0], opt_filter)?])
     }
 
     fn size(&self) -> usize {
