@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use costagg::reference::EnabledKeys;
 use costagg::sink::copy::{self, OutputColumn, Source, Wire};
 use costagg::sink::ddl;
-use costagg::summary::labels::{self, EnabledKeys};
+use costagg::summary::labels;
 use datafusion::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 

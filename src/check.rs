@@ -4,21 +4,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::cli::CheckArgs;
 use crate::config::{self, Config, redact_url};
 use crate::error::{Error, Result};
 use crate::input::layout::list_units;
 use crate::input::store::InputStore;
+use crate::reference::KOKU_TABLES;
 use crate::sink;
-
-/// koku's tables costagg reads when a schema has them.
-const REFERENCE_TABLES: [&str; 5] = [
-    "reporting_ocpusagelineitem_daily_summary",
-    "reporting_enabledtagkeys",
-    "reporting_ocp_cost_category_namespace",
-    "reporting_ocp_nodes",
-    "reporting_ocpusagereportperiod",
-];
 
 /// What `check` found: the text to print, and the first failure (its exit code is the
 /// command's).
@@ -27,8 +18,9 @@ pub struct CheckOutcome {
     pub failure: Option<Error>,
 }
 
-/// Runs every check it can; a failed config stops the others, which depend on it.
-pub async fn check(args: &CheckArgs) -> CheckOutcome {
+/// Runs every check it can with the config `flags` resolve to; a failed config stops the
+/// others, which depend on it.
+pub async fn check(flags: &config::Flags<'_>) -> CheckOutcome {
     let mut out = String::new();
     let mut failure = None;
     let mut line = |out: &mut String, what: &str, result: std::result::Result<String, Error>| {
@@ -43,7 +35,7 @@ pub async fn check(args: &CheckArgs) -> CheckOutcome {
         let _ = writeln!(out, "{what:<9} {status:<4}  {text}");
     };
 
-    let config = load(args);
+    let config = load(flags);
     let config = match config {
         Ok((config, source)) => {
             line(&mut out, "config", Ok(source));
@@ -72,7 +64,7 @@ pub async fn check(args: &CheckArgs) -> CheckOutcome {
     });
     line(&mut out, "profile", profile);
     let database = match &config.database.url {
-        Some(url) => check_database(url, &config, args.schema.as_deref()).await,
+        Some(url) => check_database(url, &config, flags.schema).await,
         None => Err(Error::config(
             "--database-url",
             "is not set (give it, or DATABASE_URL); `run --dry-run` works without one",
@@ -103,14 +95,8 @@ pub async fn check(args: &CheckArgs) -> CheckOutcome {
 }
 
 /// The config as `run` would see it: file, environment, then these flags.
-fn load(args: &CheckArgs) -> Result<(Config, String)> {
-    let (config, path) = Config::resolve(&config::Flags {
-        config: args.config.as_deref(),
-        profile: args.profile.as_deref(),
-        schema: args.schema.as_deref(),
-        input: args.input.as_deref(),
-        database_url: args.database_url.as_deref(),
-    })?;
+fn load(flags: &config::Flags<'_>) -> Result<(Config, String)> {
+    let (config, path) = Config::resolve(flags)?;
     let source = match path {
         Some(p) => format!("{} (with COSTAGG_* environment overrides)", p.display()),
         None => "built-in defaults (no config file; with COSTAGG_* environment overrides)".into(),
@@ -131,7 +117,7 @@ async fn check_database(url: &str, config: &Config, schema: Option<&str>) -> Res
     let mut text = format!("{} (PostgreSQL {version})", redact_url(url));
     if let Some(schema) = schema.or(config.database.schema.as_deref()) {
         let mut present = Vec::new();
-        for table in REFERENCE_TABLES {
+        for table in KOKU_TABLES {
             if sink::table_exists(&client, schema, table).await? {
                 present.push(table);
             }

@@ -1,4 +1,5 @@
-//! The command line: every flag defined once, documented here, with its environment twin.
+//! The command line: every flag defined once, documented here, with its environment twin. Part
+//! of the binary: the library never sees these types (`request.rs` resolves them).
 
 use std::path::PathBuf;
 

@@ -14,47 +14,32 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use crate::cli::GenerateArgs;
-use crate::config::{DEFAULT_DAILY_TEMPLATE, DEFAULT_HOURLY_TEMPLATE, NodeRole};
+use crate::config::{DEFAULT_DAILY_TEMPLATE, DEFAULT_HOURLY_TEMPLATE};
 use crate::error::{Error, Result};
 use crate::input::ReportType;
-use crate::input::layout::render;
-use crate::unit::UnitOfWork;
+use crate::input::layout::{UnitKey, render};
+use crate::reference::NodeRole;
+use crate::unit::Month;
+use uuid::Uuid;
 
-/// What to generate.
+/// What to generate: `rows` hourly pod usage rows for one source's month, under `out`.
 #[derive(Debug, Clone)]
 pub struct GenerateRequest {
     pub rows: u64,
-    pub unit: UnitOfWork,
+    pub org: String,
+    pub source: Uuid,
+    pub month: Month,
     pub out: PathBuf,
     pub seed: u64,
 }
 
 impl GenerateRequest {
-    pub fn from_args(args: &GenerateArgs) -> Result<Self> {
-        let (year, month) = UnitOfWork::parse_month(&args.month)?;
-        if args.rows == 0 {
-            return Err(Error::config("--rows", "must be at least 1"));
+    fn key(&self) -> UnitKey<'_> {
+        UnitKey {
+            org: &self.org,
+            source: self.source,
+            month: self.month,
         }
-        Ok(GenerateRequest {
-            rows: args.rows,
-            unit: UnitOfWork {
-                org: args.org.clone(),
-                source: args.source,
-                year,
-                month,
-                start_date: UnitOfWork::first_day(year, month),
-                end_date: UnitOfWork::next_month_start(year, month)
-                    .pred_opt()
-                    .expect("valid date"),
-                cluster_id: None,
-                cluster_alias: None,
-                report_period_id: None,
-                schema: args.org.clone(),
-            },
-            out: args.out.clone(),
-            seed: args.seed,
-        })
     }
 }
 
@@ -159,9 +144,9 @@ fn json_object(pairs: &[(&str, String)]) -> String {
 
 /// Writes the sample files for `req`; the same request always gives the same rows.
 pub fn generate(req: &GenerateRequest) -> Result<GenerateSummary> {
-    let unit = &req.unit;
+    let unit = req.key();
     let mut rng = Rng(req.seed ^ 0x05ee_dc05_7a66_u64);
-    let days = UnitOfWork::days_in_month(unit.year, unit.month) as u64;
+    let days = u64::from(req.month.days());
     let hours = days * 24;
     let per_hour = req.rows / hours;
     let extra_hours = req.rows % hours;
@@ -230,9 +215,7 @@ pub fn generate(req: &GenerateRequest) -> Result<GenerateSummary> {
     let mut claims = ClaimHours::default();
     let mut pods: Vec<Pod> = Vec::new();
     let mut next_pod = 0u64;
-    let month_start = UnitOfWork::first_day(unit.year, unit.month)
-        .and_hms_opt(0, 0, 0)
-        .expect("valid time");
+    let month_start = req.month.first_day().and_hms_opt(0, 0, 0).expect("valid time");
     let root = &req.out;
     let mut label_rows = LabelRows::default();
 
@@ -621,7 +604,7 @@ fn write_node_roles(root: &Path, roles: &[NodeRole]) -> Result<()> {
 
 fn write(
     root: &Path,
-    unit: &UnitOfWork,
+    unit: UnitKey<'_>,
     template: &str,
     report: ReportType,
     name: &str,

@@ -1,28 +1,24 @@
-//! The `costagg` binary: parse the command line, set up logging and the runtime, hand over,
-//! and present the result.
+//! The `costagg` binary: parse the command line and resolve it into a request (phase 1), then
+//! start the runtime and hand over (phase 2), and present the result.
+
+mod cli;
+mod request;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use costagg::cli::{Cli, Command, RunArgs};
+use costagg::RunOutput;
 use costagg::error::Error;
-use costagg::report::Progress;
-use costagg::telemetry::{self, Format};
-use costagg::{RunOutput, RunRequest};
+use costagg::telemetry::{self, Format, Progress};
+
+use cli::{Cli, Command, GenerateArgs, RunArgs};
 
 fn main() -> ExitCode {
     costagg::memory::limit_malloc_arenas();
     let cli = Cli::parse();
     let format = telemetry::init(cli.log_level.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("costagg: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(dispatch(cli.command, format)) {
+    match execute(cli.command, format) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("costagg: {e}");
@@ -31,36 +27,48 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command, format: Format) -> Result<(), Error> {
+fn execute(command: Command, format: Format) -> Result<(), Error> {
     match command {
         Command::Run(args) => {
-            let request = RunRequest::from_args(&args)?;
+            let request = request::run(&args)?;
             let progress = Arc::new(Progress::default());
-            let spinner = telemetry::show_progress(format, progress.clone());
-            let output = costagg::run(&request, &progress, shutdown_signal()).await;
-            drop(spinner);
-            present(&args, format, output?)
+            let output = runtime()?.block_on(async {
+                let spinner = telemetry::show_progress(format, progress.clone());
+                let output = costagg::run(&request, &progress, shutdown_signal()).await;
+                drop(spinner);
+                output
+            })?;
+            present(&args, format, output)
         }
-        Command::Generate(args) => {
-            let summary =
-                costagg::generate::generate(&costagg::generate::GenerateRequest::from_args(&args)?)?;
-            eprintln!(
-                "costagg: wrote {} pod usage and {} storage usage rows in {} files under {}, and the \
-                 nodes' roles to {}",
-                summary.pod_rows,
-                summary.storage_rows,
-                summary.files,
-                args.out.display(),
-                args.out.join(costagg::generate::NODE_ROLES_CSV).display()
-            );
-            Ok(())
-        }
+        Command::Generate(args) => generate(&args),
         Command::Check(args) => {
-            let outcome = costagg::check::check(&args).await;
+            let flags = request::check_flags(&args);
+            let outcome = runtime()?.block_on(costagg::check::check(&flags));
             print!("{}", outcome.text);
             outcome.failure.map_or(Ok(()), Err)
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
+}
+
+fn generate(args: &GenerateArgs) -> Result<(), Error> {
+    let summary = costagg::generate::generate(&request::generate(args)?)?;
+    eprintln!(
+        "costagg: wrote {} pod usage and {} storage usage rows in {} files under {}, and the \
+         nodes' roles to {}",
+        summary.pod_rows,
+        summary.storage_rows,
+        summary.files,
+        args.out.display(),
+        args.out.join(costagg::generate::NODE_ROLES_CSV).display()
+    );
+    Ok(())
 }
 
 /// Resolves to the signal's name on SIGTERM (Kubernetes eviction, `kubectl delete`) or SIGINT.
@@ -79,14 +87,17 @@ async fn shutdown_signal() -> &'static str {
 /// The plan or the preview on stdout; the report as a table on stderr in text mode, as one
 /// JSON log event otherwise, and as a file with `--report`.
 fn present(args: &RunArgs, format: Format, output: RunOutput) -> Result<(), Error> {
-    if let Some(plan) = &output.plan {
-        print!("{plan}");
-        return Ok(());
-    }
-    if let Some(preview) = &output.preview {
-        print!("{}", preview.table(args.preview_rows));
-    }
-    let report = &output.report;
+    let report = match &output {
+        RunOutput::Explained(plan) => {
+            print!("{plan}");
+            return Ok(());
+        }
+        RunOutput::Previewed(report, preview) => {
+            print!("{}", preview.table(args.preview_rows));
+            report
+        }
+        RunOutput::Written(report) => report,
+    };
     let json = serde_json::to_string(report)
         .map_err(|e| Error::Internal(format!("report is not serialisable: {e}")))?;
     match format {

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::summary::column_as;
+use crate::unit::UnitOfWork;
 
 /// Files and rows of one report type.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -70,6 +71,20 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// A report of `unit` with what is known before the run starts; each step records the rest.
+    pub fn start(unit: &UnitOfWork, profile: &str, dry_run: bool) -> Self {
+        RunReport {
+            source: unit.source.to_string(),
+            month: unit.month.to_string(),
+            start_date: unit.days.first().to_string(),
+            end_date: unit.days.last().to_string(),
+            schema: unit.schema.to_string(),
+            profile: profile.to_string(),
+            dry_run,
+            ..Default::default()
+        }
+    }
+
     /// A short table for a terminal.
     pub fn table(&self) -> String {
         let mib = |b: u64| format!("{:.0} MiB", b as f64 / 1_048_576.0);
@@ -203,10 +218,6 @@ impl Preview {
         Ok(())
     }
 
-    pub fn rows(&self) -> impl Iterator<Item = &PreviewRow> {
-        self.0.values()
-    }
-
     /// The first `limit` (day, namespace) rows as a table, then the count left out and the
     /// totals; `limit` 0 prints every row.
     pub fn table(&self, limit: usize) -> String {
@@ -241,47 +252,5 @@ impl Preview {
         }
         line(&mut out, "total", "", &total);
         out
-    }
-}
-
-/// What a run is doing, for a progress display: its stage and the summary rows so far.
-#[derive(Debug)]
-pub struct Progress {
-    rows: std::sync::atomic::AtomicU64,
-    files: std::sync::atomic::AtomicUsize,
-    stage: std::sync::Mutex<&'static str>,
-}
-
-impl Default for Progress {
-    fn default() -> Self {
-        Progress {
-            rows: Default::default(),
-            files: Default::default(),
-            stage: std::sync::Mutex::new("starting"),
-        }
-    }
-}
-
-impl Progress {
-    pub fn set_stage(&self, stage: &'static str) {
-        if let Ok(mut s) = self.stage.lock() {
-            *s = stage;
-        }
-    }
-    pub fn stage(&self) -> &'static str {
-        self.stage.lock().map_or("", |s| *s)
-    }
-    pub fn add_rows(&self, rows: u64) {
-        self.rows.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
-    }
-    pub fn set_files(&self, files: usize) {
-        self.files.store(files, std::sync::atomic::Ordering::Relaxed);
-    }
-    /// Input files being read.
-    pub fn files(&self) -> usize {
-        self.files.load(std::sync::atomic::Ordering::Relaxed)
-    }
-    pub fn rows(&self) -> u64 {
-        self.rows.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

@@ -10,8 +10,6 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
-use crate::report::Progress;
-
 /// The default filter: costagg's own INFO lines, only warnings from libraries.
 pub const DEFAULT_FILTER: &str = "warn,costagg=info";
 
@@ -130,5 +128,47 @@ impl<'a> MakeWriter<'a> for Stderr {
     type Writer = Stderr;
     fn make_writer(&'a self) -> Self::Writer {
         Stderr
+    }
+}
+
+/// What a run is doing, for a progress display: its stage and the summary rows so far.
+#[derive(Debug)]
+pub struct Progress {
+    rows: std::sync::atomic::AtomicU64,
+    files: std::sync::atomic::AtomicUsize,
+    stage: std::sync::Mutex<&'static str>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            rows: Default::default(),
+            files: Default::default(),
+            stage: std::sync::Mutex::new("starting"),
+        }
+    }
+}
+
+impl Progress {
+    pub fn set_stage(&self, stage: &'static str) {
+        if let Ok(mut s) = self.stage.lock() {
+            *s = stage;
+        }
+    }
+    pub fn stage(&self) -> &'static str {
+        self.stage.lock().map_or("", |s| *s)
+    }
+    pub fn add_rows(&self, rows: u64) {
+        self.rows.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub fn set_files(&self, files: usize) {
+        self.files.store(files, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// Input files being read.
+    pub fn files(&self) -> usize {
+        self.files.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    pub fn rows(&self) -> u64 {
+        self.rows.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

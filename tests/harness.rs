@@ -6,7 +6,7 @@ use std::path::Path;
 use costagg::RunRequest;
 use costagg::config::{Config, ProfileSpec};
 use costagg::generate::GenerateSummary;
-use costagg::unit::UnitOfWork;
+use costagg::unit::{ClusterOverrides, Month, SchemaName, UnitOfWork};
 use tokio_postgres::{Client, NoTls};
 
 /// The server's admin URL: `COSTAGG_TEST_DATABASE_URL`, else `DATABASE_URL`.
@@ -51,19 +51,22 @@ pub const SOURCE_B: &str = "6f5f1c0e-0000-4000-8000-00000000000b";
 
 /// A unit of the whole month for `source` and `month` (YYYY-MM).
 pub fn unit(source: &str, month: &str) -> UnitOfWork {
-    let (year, m) = UnitOfWork::parse_month(month).unwrap();
-    UnitOfWork {
-        org: ORG.into(),
-        source: source.parse().unwrap(),
-        year,
-        month: m,
-        start_date: UnitOfWork::first_day(year, m),
-        end_date: UnitOfWork::next_month_start(year, m).pred_opt().unwrap(),
+    let month = Month::parse(month, "month").unwrap();
+    let schema = SchemaName::parse(ORG).unwrap();
+    UnitOfWork::whole_month(ORG, source.parse().unwrap(), month, schema).with_overrides(ClusterOverrides {
         cluster_id: Some("cluster-1".into()),
         cluster_alias: Some("Cluster One".into()),
         report_period_id: Some(7),
-        schema: ORG.into(),
-    }
+    })
+}
+
+/// The folder of `report`'s files for `unit` in koku's default layout under `root`.
+pub fn folder(root: &Path, unit: &UnitOfWork, report: costagg::input::ReportType) -> std::path::PathBuf {
+    root.join(costagg::input::layout::render(
+        costagg::config::DEFAULT_HOURLY_TEMPLATE,
+        costagg::input::layout::UnitKey::of(unit),
+        report,
+    ))
 }
 
 pub fn request(unit: UnitOfWork, root: &Path, url: &str, config: Config) -> RunRequest {
@@ -72,8 +75,9 @@ pub fn request(unit: UnitOfWork, root: &Path, url: &str, config: Config) -> RunR
         input: costagg::input::store::InputStore::open(root.to_str().unwrap(), &Default::default()).unwrap(),
         profile: ProfileSpec::builtin()["small"].resolve("small", &std::env::temp_dir()),
         config,
-        database_url: Some(url.to_string()),
-        mode: costagg::Mode::Write,
+        mode: costagg::Mode::Write {
+            database_url: url.to_string(),
+        },
     }
 }
 
@@ -88,9 +92,10 @@ pub async fn run_october(
 
 /// Runs a request to the end and returns its report.
 pub async fn run_unit(req: &RunRequest) -> costagg::error::Result<costagg::report::RunReport> {
-    Ok(costagg::run(req, &Default::default(), std::future::pending())
-        .await?
-        .report)
+    match costagg::run(req, &Default::default(), std::future::pending()).await? {
+        costagg::RunOutput::Written(report) | costagg::RunOutput::Previewed(report, _) => Ok(report),
+        costagg::RunOutput::Explained(_) => panic!("a run that writes returns its report"),
+    }
 }
 
 /// A config enabling the generator's label keys.
@@ -105,15 +110,15 @@ pub fn config_with_keys(keys: &[&str]) -> Config {
 
 /// Writes `rows` generated rows for a unit under `root`.
 pub fn generate(root: &Path, source: &str, month: &str, rows: u64, seed: u64) -> GenerateSummary {
-    let args = costagg::cli::GenerateArgs {
+    let request = costagg::generate::GenerateRequest {
         rows,
-        month: month.into(),
         org: ORG.into(),
         source: source.parse().unwrap(),
+        month: Month::parse(month, "month").unwrap(),
         out: root.to_path_buf(),
         seed,
     };
-    costagg::generate::generate(&costagg::generate::GenerateRequest::from_args(&args).unwrap()).unwrap()
+    costagg::generate::generate(&request).unwrap()
 }
 
 /// The summary table's rows for a source as text, uuid left out, in a stable order.

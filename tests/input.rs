@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
+use costagg::config::BadRows;
 use costagg::config::ProfileSpec;
 use costagg::input::ReportType;
 use costagg::input::store::InputStore;
-use costagg::summary::labels::EnabledKeys;
-use costagg::summary::{Reference, RowCounts, daily_summary, session};
+use costagg::reference::{EnabledKeys, Reference};
+use costagg::summary::{LabelGate, RowCounts, daily_summary, session};
+use costagg::unit::DayRange;
 use datafusion::arrow::array::{
     Array, ArrayRef, Float64Array, Int64Array, LargeStringArray, RecordBatch, StringArray,
     TimestampNanosecondArray,
@@ -125,7 +127,12 @@ async fn nanosecond_zoned_integer_large_string_and_text_timestamp_files_read_as_
         costagg::input::schema::register(&ctx, &store, report, &[], false, profile.strings).unwrap();
     }
     let day = chrono::NaiveDate::from_ymd_opt(2025, 10, 1).unwrap();
-    let summary = daily_summary(&ctx, day, day, false, 0).await.unwrap();
+    let gate = LabelGate {
+        malformed: Arc::default(),
+        policy: BadRows::Skip,
+    };
+    let days = DayRange::new(day, day).unwrap();
+    let summary = daily_summary(&ctx, days, false, 0, gate).await.unwrap();
     let batches: Vec<RecordBatch> = summary.rows.try_collect().await.unwrap();
     // The Pod section comes first: one Pod row, then the node's unallocated row.
     assert_eq!(RowCounts::get(&summary.counts.pod), 1);

@@ -8,7 +8,7 @@ use std::path::Path;
 use costagg::config::DEFAULT_DAILY_TEMPLATE;
 use costagg::config::DEFAULT_HOURLY_TEMPLATE;
 use costagg::input::ReportType;
-use costagg::input::layout::render;
+use costagg::input::layout::{UnitKey, render};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Float64Type, TimestampMillisecondType};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -91,7 +91,7 @@ async fn a_generated_month_with_all_four_report_types_matches_totals_worked_out_
     // months are, with each pass written while the next runs.
     req.profile.days_per_pass = 3;
     let report = run_unit(&req).await.unwrap();
-    let folder = |template, report| dir.path().join(render(template, &unit, report));
+    let folder = |template, report| dir.path().join(render(template, UnitKey::of(&unit), report));
     let pods = read_all(&folder(DEFAULT_HOURLY_TEMPLATE, ReportType::PodUsage));
     let storage = read_all(&folder(DEFAULT_DAILY_TEMPLATE, ReportType::StorageUsage));
     assert!(!storage.is_empty());
@@ -260,7 +260,7 @@ async fn cluster_and_report_period_come_from_kokus_report_period_row_unless_give
 
     // Nothing given: all three from the source's October row.
     let mut bare = unit(SOURCE_A, "2025-10");
-    (bare.cluster_id, bare.cluster_alias, bare.report_period_id) = (None, None, None);
+    bare.overrides = Default::default();
     run_unit(&request(
         bare.clone(),
         dir.path(),
@@ -275,7 +275,7 @@ async fn cluster_and_report_period_come_from_kokus_report_period_row_unless_give
     );
 
     // A flag wins over the row for its own column only.
-    bare.cluster_alias = Some("Prod (renamed)".into());
+    bare.overrides.cluster_alias = Some("Prod (renamed)".into());
     run_unit(&request(bare, dir.path(), &url, config_with_keys(&["app"])))
         .await
         .unwrap();

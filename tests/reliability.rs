@@ -34,11 +34,11 @@ async fn with_previous_rows(root: &std::path::Path) -> (String, Vec<String>) {
 }
 
 fn pod_folder(root: &std::path::Path) -> std::path::PathBuf {
-    root.join(costagg::input::layout::render(
-        costagg::config::DEFAULT_HOURLY_TEMPLATE,
+    folder(
+        root,
         &unit(SOURCE_A, "2025-10"),
         costagg::input::ReportType::PodUsage,
-    ))
+    )
 }
 
 #[tokio::test]

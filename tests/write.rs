@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use costagg::config::CostCategoryPattern;
+use costagg::reference::CostCategoryPattern;
 use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
@@ -460,12 +460,11 @@ pub(crate) fn write_pod_file(root: &std::path::Path, source: &str, rows: &[HandR
 
 /// `write_pod_file` under another file name, to put several files in the month's folder.
 pub(crate) fn write_pod_file_as(root: &std::path::Path, source: &str, name: &str, rows: &[HandRow]) {
-    let u = unit(source, "2025-10");
-    let dir = root.join(costagg::input::layout::render(
-        costagg::config::DEFAULT_HOURLY_TEMPLATE,
-        &u,
+    let dir = folder(
+        root,
+        &unit(source, "2025-10"),
         costagg::input::ReportType::PodUsage,
-    ));
+    );
     std::fs::create_dir_all(&dir).unwrap();
     let text = |name: &str| Field::new(name, DataType::Utf8, true);
     let num = |name: &str| Field::new(name, DataType::Float64, true);
@@ -627,9 +626,12 @@ async fn a_day_range_replaces_exactly_those_days() {
     let before = dump(&client, SOURCE_A).await;
 
     // Days 10-12 again, with `version` enabled too, so those days' labels change.
-    let mut days = unit(SOURCE_A, "2025-10");
-    days.start_date = chrono::NaiveDate::from_ymd_opt(2025, 10, 10).unwrap();
-    days.end_date = chrono::NaiveDate::from_ymd_opt(2025, 10, 12).unwrap();
+    let days = unit(SOURCE_A, "2025-10")
+        .with_days(
+            chrono::NaiveDate::from_ymd_opt(2025, 10, 10),
+            chrono::NaiveDate::from_ymd_opt(2025, 10, 12),
+        )
+        .unwrap();
     let report = run_unit(&request(
         days,
         dir.path(),

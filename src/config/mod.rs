@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::reference::{CostCategoryPattern, EnabledKeys, NodeRole, Reference};
+use crate::unit::SchemaName;
 pub use profile::{Profile, ProfileSpec, Strings};
 
 /// Prefix of environment overrides: `COSTAGG_DATABASE__SCHEMA=org1` sets `database.schema`.
@@ -203,23 +205,15 @@ pub struct ReferenceConfig {
     pub node_roles: Vec<NodeRole>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
-#[serde(deny_unknown_fields)]
-pub struct CostCategoryPattern {
-    /// A SQL LIKE pattern: `%` any run, `_` any one character.
-    pub namespace: String,
-    pub cost_category_id: i32,
-}
-
-/// A node's role, as a row of koku's `reporting_ocp_nodes`: looked up on node and resource id
-/// together. `master` and `infra` give `Platform unallocated`, `worker` gives `Worker
-/// unallocated`; any other role leaves the unallocated row's namespace null, as in koku.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct NodeRole {
-    pub node: String,
-    pub resource_id: String,
-    pub node_role: String,
+impl ReferenceConfig {
+    /// The configured reference data, used where the schema lacks koku's table.
+    pub fn reference(&self) -> Reference {
+        Reference {
+            enabled_keys: EnabledKeys::from_enabled(self.enabled_tag_keys.iter().cloned()),
+            cost_categories: self.cost_categories.clone(),
+            node_roles: self.node_roles.clone(),
+        }
+    }
 }
 
 /// A connection URL with its password replaced, for logs and `Debug`.
@@ -314,7 +308,7 @@ impl Config {
                 }
             }
         }
-        if let Some(Err(e)) = self.database.schema.as_deref().map(crate::sink::check_identifier) {
+        if let Some(Err(e)) = self.database.schema.as_deref().map(SchemaName::parse) {
             problems.push(format!("`database.schema` {e}"));
         }
         for (i, c) in self.reference.cost_categories.iter().enumerate() {

@@ -8,17 +8,36 @@ use crate::config::InputConfig;
 use crate::error::Result;
 use crate::input::ReportType;
 use crate::input::store::InputStore;
-use crate::unit::UnitOfWork;
+use crate::unit::{Month, UnitOfWork};
+use uuid::Uuid;
+
+/// What names a unit's folders in koku's layout.
+#[derive(Debug, Clone, Copy)]
+pub struct UnitKey<'a> {
+    pub org: &'a str,
+    pub source: Uuid,
+    pub month: Month,
+}
+
+impl<'a> UnitKey<'a> {
+    pub fn of(unit: &'a UnitOfWork) -> Self {
+        UnitKey {
+            org: &unit.org,
+            source: unit.source,
+            month: unit.month,
+        }
+    }
+}
 
 /// The month folder of one report type for a unit, from a template such as
 /// `data/parquet/{org}/OCP/{folder}/source={source}/year={year}/month={month}`.
-pub fn render(template: &str, unit: &UnitOfWork, report: ReportType) -> String {
+pub fn render(template: &str, unit: UnitKey<'_>, report: ReportType) -> String {
     template
-        .replace("{org}", &unit.org)
+        .replace("{org}", unit.org)
         .replace("{folder}", report.folder())
         .replace("{source}", &unit.source.to_string())
-        .replace("{year}", &format!("{:04}", unit.year))
-        .replace("{month}", &format!("{:02}", unit.month))
+        .replace("{year}", &format!("{:04}", unit.month.year()))
+        .replace("{month}", &format!("{:02}", unit.month.number()))
 }
 
 /// The files of one report type for a unit: the hourly folder, else the daily roll-up folder.
@@ -29,12 +48,12 @@ pub async fn list_files(
     unit: &UnitOfWork,
     report: ReportType,
 ) -> Result<(String, Vec<ObjectMeta>)> {
-    let hourly = store.location(&render(&input.hourly_template, unit, report));
+    let hourly = store.location(&render(&input.hourly_template, UnitKey::of(unit), report));
     let files = store.list(&hourly).await?;
     if !files.is_empty() || report == ReportType::PodUsage {
         return Ok((store.display(&hourly), files));
     }
-    let daily = store.location(&render(&input.daily_template, unit, report));
+    let daily = store.location(&render(&input.daily_template, UnitKey::of(unit), report));
     let files = store.list(&daily).await?;
     let searched = if files.is_empty() { &hourly } else { &daily };
     Ok((store.display(searched), files))
@@ -118,25 +137,19 @@ mod tests {
     use super::*;
 
     fn unit() -> UnitOfWork {
-        UnitOfWork {
-            org: "org1".into(),
-            source: "6f5f1c0e-0000-4000-8000-000000000001".parse().unwrap(),
-            year: 2025,
-            month: 3,
-            start_date: UnitOfWork::first_day(2025, 3),
-            end_date: UnitOfWork::first_day(2025, 3),
-            cluster_id: None,
-            cluster_alias: None,
-            report_period_id: None,
-            schema: "org1".into(),
-        }
+        UnitOfWork::whole_month(
+            "org1",
+            "6f5f1c0e-0000-4000-8000-000000000001".parse().unwrap(),
+            crate::unit::Month::new(2025, 3).unwrap(),
+            crate::unit::SchemaName::parse("org1").unwrap(),
+        )
     }
 
     #[test]
     fn the_default_template_gives_kokus_folder_with_a_zero_padded_month() {
         let path = render(
             crate::config::DEFAULT_HOURLY_TEMPLATE,
-            &unit(),
+            UnitKey::of(&unit()),
             ReportType::PodUsage,
         );
         assert_eq!(
@@ -154,9 +167,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let template = crate::config::DEFAULT_HOURLY_TEMPLATE;
         let mut other = unit();
-        other.month = 4;
+        other.month = crate::unit::Month::new(2025, 4).unwrap();
         for (u, report) in [(unit(), ReportType::PodUsage), (other, ReportType::NodeLabels)] {
-            let month = dir.path().join(render(template, &u, report));
+            let month = dir.path().join(render(template, UnitKey::of(&u), report));
             std::fs::create_dir_all(&month).unwrap();
             std::fs::write(month.join("a.parquet"), b"").unwrap();
         }
@@ -179,7 +192,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let month = dir.path().join(render(
             crate::config::DEFAULT_HOURLY_TEMPLATE,
-            &unit(),
+            UnitKey::of(&unit()),
             ReportType::PodUsage,
         ));
         std::fs::create_dir_all(month.join("day=01")).unwrap();

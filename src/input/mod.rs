@@ -1,5 +1,6 @@
 //! Input: koku's report types, where their files live for a unit, and their schema checks.
 
+pub mod discover;
 pub mod layout;
 pub mod quality;
 pub mod schema;

@@ -1,7 +1,10 @@
-//! Malformed rows (SPEC §5): rows of another month and rows with negative or non-finite
-//! quantities, counted before anything is written; skipped (the default) or failing the unit.
+//! Malformed rows: rows of another month, rows with negative or non-finite quantities and
+//! rows whose text time cannot be read, counted before anything is written; skipped (the
+//! default) or failing the unit, as `input.bad_rows` says.
 
 use std::sync::Arc;
+
+use std::time::Instant;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray};
@@ -14,30 +17,104 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use crate::error::Result;
-use crate::input::{Kind, ReportType};
+use tracing::{debug, warn};
 
-/// Malformed rows of one report type.
+use crate::config::BadRows;
+use crate::error::{Error, Result};
+use crate::input::discover::UnitFiles;
+use crate::input::{Kind, ReportType};
+use crate::unit::{DayRange, Month, UnitOfWork};
+
+/// Malformed rows of one report type, or of the unit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RowProblems {
     /// Rows whose `interval_start` lies outside the unit's month.
     pub other_month: u64,
     /// Rows with a quantity below zero, NaN or infinite.
     pub bad_quantities: u64,
-    /// The first day of the checked day range with a row that is not malformed.
+    /// Rows whose text `interval_start` is not a readable time.
+    pub unparsable_timestamps: u64,
+    /// The first day of the checked day range with a pod usage row that is not malformed.
     pub first_day: Option<NaiveDate>,
 }
 
-impl RowProblems {
-    pub fn any(&self) -> bool {
-        self.other_month > 0 || self.bad_quantities > 0
+/// Counts the malformed rows of the unit's registered pod and storage tables and applies
+/// `policy`: fail the unit, or leave rows with bad quantities out and warn.
+/// `unparsable_timestamps` were counted when the tables were registered. Returns the totals
+/// and, from the same scan, the first day of the unit's range with a good pod usage row: koku
+/// moves the start of the replaced range to that day, so a partial upload never wipes days it
+/// carries no data for.
+pub async fn check(
+    ctx: &SessionContext,
+    files: &UnitFiles,
+    unit: &UnitOfWork,
+    policy: BadRows,
+    unparsable_timestamps: u64,
+) -> Result<RowProblems> {
+    let mut problems = Vec::new();
+    let mut total = RowProblems {
+        unparsable_timestamps,
+        ..Default::default()
+    };
+    for report in [ReportType::PodUsage, ReportType::StorageUsage] {
+        if files.count(report) == 0 {
+            continue;
+        }
+        let started = Instant::now();
+        let found = count(ctx, report, unit.month, unit.days).await?;
+        debug!(
+            report = report.folder(),
+            ms = started.elapsed().as_millis() as u64,
+            "counted problem rows"
+        );
+        if report == ReportType::PodUsage {
+            total.first_day = found.first_day;
+        }
+        if found.other_month > 0 {
+            problems.push(format!(
+                "{}: {} rows outside {}",
+                report.folder(),
+                found.other_month,
+                unit.month
+            ));
+        }
+        if found.bad_quantities > 0 {
+            problems.push(format!(
+                "{}: {} rows with a negative or non-finite quantity",
+                report.folder(),
+                found.bad_quantities
+            ));
+            if policy == BadRows::Skip {
+                skip_bad_quantities(ctx, report).await?;
+            }
+        }
+        total.other_month += found.other_month;
+        total.bad_quantities += found.bad_quantities;
+    }
+    if unparsable_timestamps > 0 {
+        problems.push(format!(
+            "{unparsable_timestamps} rows with an unreadable interval_start"
+        ));
+    }
+    if problems.is_empty() {
+        return Ok(total);
+    }
+    match policy {
+        BadRows::Fail => Err(Error::BadRows {
+            problems: problems.join("; "),
+        }),
+        BadRows::Skip => {
+            warn!(problems = %problems.join("; "), "malformed rows were left out of the summary");
+            Ok(total)
+        }
     }
 }
 
 /// The SQL condition "some quantity of the row is negative or not finite"; null quantities
-/// are missing values, not malformed ones. Needs `koku_bad_quantity` ([`BadQuantity`]),
-/// which `summary::session` registers with the summary's functions.
-fn bad_quantity(report: ReportType) -> String {
+/// are missing values, not malformed ones. Registers `koku_bad_quantity` ([`BadQuantity`]),
+/// which the condition calls, with `ctx`.
+fn bad_quantity(ctx: &SessionContext, report: ReportType) -> String {
+    ctx.register_udf(BadQuantity::udf());
     let quantities: Vec<&str> = report
         .columns()
         .iter()
@@ -123,23 +200,23 @@ impl ScalarUDFImpl for BadQuantity {
 }
 
 /// Counts the malformed rows of a registered report table, and finds the first day of `days`
-/// (first, last) holding a good row, in the same scan.
+/// holding a good row, in the same scan.
 pub async fn count(
     ctx: &SessionContext,
     report: ReportType,
-    month: (NaiveDate, NaiveDate),
-    days: (NaiveDate, NaiveDate),
+    month: Month,
+    days: DayRange,
 ) -> Result<RowProblems> {
-    let ts = crate::summary::day_start_literal;
-    let (first, next) = (ts(month.0), ts(month.1));
-    let (from, to) = (ts(days.0), ts(days.1.succ_opt().unwrap_or(days.1)));
+    let whole = month.all_days();
+    let (first, next) = (whole.start_literal(), whole.end_literal());
+    let (from, to) = (days.start_literal(), days.end_literal());
     let sql = format!(
         "SELECT count(*) FILTER (WHERE interval_start < {first} OR interval_start >= {next}), \
          count(*) FILTER (WHERE bad), \
          CAST(min(interval_start) FILTER (WHERE interval_start >= {from} \
              AND interval_start < {to} AND NOT bad) AS DATE) \
          FROM (SELECT interval_start, {} AS bad FROM {}) AS q",
-        bad_quantity(report),
+        bad_quantity(ctx, report),
         report.table_name()
     );
     let batches = ctx.sql(&sql).await?.collect().await?;
@@ -158,6 +235,7 @@ pub async fn count(
     Ok(RowProblems {
         other_month: value(0),
         bad_quantities: value(1),
+        unparsable_timestamps: 0,
         first_day,
     })
 }
@@ -172,7 +250,7 @@ pub async fn skip_bad_quantities(ctx: &SessionContext, report: ReportType) -> Re
     }
     ctx.sql(&format!(
         "CREATE VIEW {name} AS SELECT * FROM {unchecked} WHERE NOT {}",
-        bad_quantity(report)
+        bad_quantity(ctx, report)
     ))
     .await?;
     Ok(())
@@ -233,10 +311,9 @@ mod tests {
             let schema = Arc::new(Schema::new(fields.clone()));
             let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
             let ctx = SessionContext::new();
-            ctx.register_udf(BadQuantity::udf());
             let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
             ctx.register_table("t", Arc::new(table)).unwrap();
-            let sql = format!("SELECT {} FROM t", bad_quantity(ReportType::PodUsage));
+            let sql = format!("SELECT {} FROM t", bad_quantity(&ctx, ReportType::PodUsage));
             let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
             let bad: Vec<bool> = batches
                 .iter()

@@ -3,6 +3,8 @@
 use crate::sink::copy::Wire;
 use chrono::NaiveDate;
 
+use crate::unit::Month;
+
 /// koku's summary table name.
 pub const SUMMARY_TABLE: &str = "reporting_ocpusagelineitem_daily_summary";
 
@@ -193,6 +195,6 @@ pub fn stage_primary_key(stage_q: &str, stage: &str) -> String {
 }
 
 /// koku's partition name for a month: `<table>_YYYY_MM`.
-pub fn partition_name(year: i32, month: u32) -> String {
-    format!("{SUMMARY_TABLE}_{year:04}_{month:02}")
+pub fn partition_name(month: Month) -> String {
+    format!("{SUMMARY_TABLE}_{:04}_{:02}", month.year(), month.number())
 }

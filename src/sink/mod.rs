@@ -3,6 +3,7 @@
 
 pub mod copy;
 pub mod ddl;
+pub mod reference;
 pub mod runs;
 mod swap;
 pub mod tls;
@@ -16,28 +17,11 @@ use futures::{SinkExt, Stream, StreamExt};
 use tokio_postgres::{Client, CopyInSink, GenericClient, Transaction};
 use tracing::{debug, info, warn};
 
-use crate::config::{CostCategoryPattern, DatabaseConfig, NodeRole, WriteMethod, redact_url};
+use crate::config::{DatabaseConfig, WriteMethod, redact_url};
 use crate::error::{Error, Result};
-use crate::summary::labels::EnabledKeys;
-use crate::unit::{ClusterIdentity, ReportPeriod, UnitOfWork};
+use crate::unit::{ClusterIdentity, UnitOfWork};
 use copy::{OutputColumn, Source, Wire};
 use ddl::{COLUMNS, SUMMARY_TABLE};
-
-/// Checks a schema or table name: letters, digits and `_`, not starting with a digit, at most
-/// 63 bytes. Names are quoted as well; this keeps them readable in logs and koku-compatible.
-pub fn check_identifier(name: &str) -> std::result::Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && !name.as_bytes()[0].is_ascii_digit();
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{name}` is not a valid schema name (letters, digits and _, not starting with a digit, at most 63)"
-        ))
-    }
-}
 
 /// A double-quoted SQL identifier.
 pub fn quote_ident(name: &str) -> String {
@@ -131,108 +115,6 @@ fn is_unreachable(e: &tokio_postgres::Error) -> bool {
     }
     // No I/O error underneath: the connect timeout, or the server closing on us.
     true
-}
-
-/// The enabled OCP tag keys from koku's `reporting_enabledtagkeys`, or `None` when the table is
-/// absent from the schema.
-pub async fn enabled_tag_keys(client: &Client, schema: &str) -> Result<Option<EnabledKeys>> {
-    let sql = "SELECT key FROM {}.reporting_enabledtagkeys WHERE enabled = true AND provider_type = 'OCP'";
-    let rows = read_reference(
-        client,
-        schema,
-        "reporting_enabledtagkeys",
-        "read enabled tag keys",
-        sql,
-        &[],
-    )
-    .await?;
-    Ok(rows.map(|rows| EnabledKeys::from_enabled(rows.iter().map(|r| r.get::<_, String>(0)))))
-}
-
-/// Cost-category namespace patterns from koku's `reporting_ocp_cost_category_namespace`, or
-/// `None` when the table is absent.
-pub async fn cost_categories(client: &Client, schema: &str) -> Result<Option<Vec<CostCategoryPattern>>> {
-    let sql = "SELECT namespace, cost_category_id FROM {}.reporting_ocp_cost_category_namespace";
-    let rows = read_reference(
-        client,
-        schema,
-        "reporting_ocp_cost_category_namespace",
-        "read cost categories",
-        sql,
-        &[],
-    )
-    .await?;
-    Ok(rows.map(|rows| {
-        rows.iter()
-            .map(|r| CostCategoryPattern {
-                namespace: r.get(0),
-                cost_category_id: r.get(1),
-            })
-            .collect()
-    }))
-}
-
-/// Node roles from koku's `reporting_ocp_nodes`, or `None` when the table is absent. Rows
-/// without a node, resource id or role can match nothing in koku's join and are left out.
-pub async fn node_roles(client: &Client, schema: &str) -> Result<Option<Vec<NodeRole>>> {
-    let sql = "SELECT node, resource_id, node_role FROM {}.reporting_ocp_nodes \
-               WHERE node IS NOT NULL AND resource_id IS NOT NULL AND node_role IS NOT NULL";
-    let rows = read_reference(client, schema, "reporting_ocp_nodes", "read node roles", sql, &[]).await?;
-    Ok(rows.map(|rows| {
-        rows.iter()
-            .map(|r| NodeRole {
-                node: r.get(0),
-                resource_id: r.get(1),
-                node_role: r.get(2),
-            })
-            .collect()
-    }))
-}
-
-/// koku's report period row for a source and month (`reporting_ocpusagereportperiod`), or
-/// `None` when the table or the row is absent. With several rows (one per cluster id) the
-/// newest is taken.
-pub async fn report_period(client: &Client, unit: &UnitOfWork) -> Result<Option<ReportPeriod>> {
-    let sql = "SELECT id, cluster_id, cluster_alias FROM {}.reporting_ocpusagereportperiod \
-               WHERE provider_id = $1 AND (report_period_start AT TIME ZONE 'UTC')::date = $2 \
-               ORDER BY id DESC LIMIT 1";
-    let month_start = UnitOfWork::first_day(unit.year, unit.month);
-    let rows = read_reference(
-        client,
-        &unit.schema,
-        "reporting_ocpusagereportperiod",
-        "read the report period",
-        sql,
-        &[&unit.source, &month_start],
-    )
-    .await?;
-    Ok(rows
-        .and_then(|rows| rows.into_iter().next())
-        .map(|r| ReportPeriod {
-            id: r.get(0),
-            cluster_id: r.get(1),
-            cluster_alias: r.get(2),
-        }))
-}
-
-/// The rows of `sql` (with `{}` for the quoted schema) and `params`, or `None` when `table`
-/// is absent.
-async fn read_reference(
-    client: &Client,
-    schema: &str,
-    table: &str,
-    stage: &'static str,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<Option<Vec<tokio_postgres::Row>>> {
-    if !table_exists(client, schema, table).await? {
-        return Ok(None);
-    }
-    let rows = client
-        .query(&sql.replace("{}", &quote_ident(schema)), params)
-        .await
-        .map_err(Error::database(stage))?;
-    Ok(Some(rows))
 }
 
 /// The advisory-lock key of a unit: `costagg/<source>/<YYYY-MM>`.
@@ -339,6 +221,7 @@ where
         let write = swap::SwapWrite {
             unit,
             first_day,
+            last_day: unit.days.last(),
             columns: &columns,
             copy_buffer_bytes: options.copy_buffer_bytes,
         };
@@ -357,11 +240,12 @@ where
         ""
     };
     let delete = format!("DELETE FROM {table_q} WHERE {REPLACED}{keep_cloud_rows}");
+    let last_day = unit.days.last();
     let rows_deleted = tx
-        .execute(&delete, &[&unit.source, &first_day, &unit.end_date])
+        .execute(&delete, &[&unit.source, &first_day, &last_day])
         .await
         .map_err(Error::database("delete previous rows"))?;
-    debug!(rows = rows_deleted, from = %first_day, to = %unit.end_date, "deleted previous rows");
+    debug!(rows = rows_deleted, from = %first_day, to = %last_day, "deleted previous rows");
 
     let sink = tx
         .copy_in(&copy_statement(&table_q, &columns))
@@ -556,7 +440,7 @@ async fn partition_needed(tx: &Transaction<'_>, unit: &UnitOfWork) -> Result<boo
              LEFT JOIN pg_inherits i ON i.inhparent = c.oid \
              LEFT JOIN pg_class p ON p.oid = i.inhrelid \
              WHERE n.nspname = $1 AND c.relname = $2 GROUP BY c.relkind",
-            &[&unit.schema, &SUMMARY_TABLE, &partition_bound(unit)],
+            &[&unit.schema.as_str(), &SUMMARY_TABLE, &partition_bound(unit)],
         )
         .await
         .map_err(Error::database("read partitions"))?;
@@ -571,10 +455,7 @@ pub(crate) fn partition_bound(unit: &UnitOfWork) -> String {
 
 /// The first day of the unit's month and of the next: its partition's range `[from, to)`.
 pub(crate) fn month_bounds(unit: &UnitOfWork) -> (NaiveDate, NaiveDate) {
-    (
-        UnitOfWork::first_day(unit.year, unit.month),
-        UnitOfWork::next_month_start(unit.year, unit.month),
-    )
+    (unit.month.first_day(), unit.month.next().first_day())
 }
 
 /// Creates the table and the month's partition when missing. Runs of different units may do
@@ -608,7 +489,7 @@ async fn ensure_table(
         info!(table = %table_q, "created the summary table");
     }
     if partition_needed(tx, unit).await? {
-        let name = ddl::partition_name(unit.year, unit.month);
+        let name = ddl::partition_name(unit.month);
         let sql = format!(
             "CREATE TABLE {} PARTITION OF {table_q} {}",
             qualified(schema_q, &name),
@@ -645,19 +526,4 @@ fn output_columns(unit: &UnitOfWork, identity: &ClusterIdentity, wires: &[Wire])
             }
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identifiers_refuse_anything_that_could_escape_a_quote() {
-        assert!(check_identifier("org1234567").is_ok());
-        assert!(check_identifier("acct_10001").is_ok());
-        assert!(check_identifier("org\"; DROP TABLE x; --").is_err());
-        assert!(check_identifier("1org").is_err());
-        assert!(check_identifier("").is_err());
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-    }
 }

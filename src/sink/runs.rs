@@ -5,7 +5,6 @@ use tokio_postgres::Client;
 use tracing::warn;
 
 use crate::error::{Error, Result};
-use crate::report::RunReport;
 use crate::sink::{ddl_lock_key, quote_ident, table_exists};
 use crate::unit::UnitOfWork;
 
@@ -70,11 +69,25 @@ async fn try_start(client: &mut Client, unit: &UnitOfWork) -> Result<RunRecord> 
                 "INSERT INTO {schema_q}.{RUNS_TABLE} (source_uuid, month, start_date, end_date, status, host) \
                  VALUES ($1, $2, $3, $4, 'running', $5) RETURNING id"
             ),
-            &[&unit.source, &unit.month_label(), &unit.start_date, &unit.end_date, &host],
+            &[
+                &unit.source,
+                &unit.month_label(),
+                &unit.days.first(),
+                &unit.days.last(),
+                &host,
+            ],
         )
         .await
         .map_err(Error::database("write the run record"))?;
     Ok(RunRecord(row.get(0)))
+}
+
+/// What a successful run's row records.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunCounts {
+    pub rows_read: u64,
+    pub rows_written: u64,
+    pub rows_deleted: u64,
 }
 
 /// Marks the run's row succeeded or failed. Logged, not fatal, when it cannot be written.
@@ -82,7 +95,7 @@ pub async fn finish(
     client: &Client,
     schema: &str,
     record: RunRecord,
-    outcome: std::result::Result<&RunReport, &Error>,
+    outcome: std::result::Result<RunCounts, &Error>,
 ) {
     let sql = format!(
         "UPDATE {}.{RUNS_TABLE} SET finished = now(), status = $2, rows_read = $3, rows_written = $4, \
@@ -90,17 +103,14 @@ pub async fn finish(
         quote_ident(schema)
     );
     let (status, read, written, deleted, code, error) = match outcome {
-        Ok(r) => {
-            let read: u64 = r.input.values().map(|c| c.rows).sum();
-            (
-                "succeeded",
-                Some(read as i64),
-                Some(r.rows_written as i64),
-                Some(r.rows_deleted as i64),
-                0,
-                None,
-            )
-        }
+        Ok(r) => (
+            "succeeded",
+            Some(r.rows_read as i64),
+            Some(r.rows_written as i64),
+            Some(r.rows_deleted as i64),
+            0,
+            None,
+        ),
         Err(e) => ("failed", None, None, None, e.exit_code(), Some(e.to_string())),
     };
     let result = client

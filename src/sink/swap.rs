@@ -104,7 +104,7 @@ pub(super) async fn plan(
              JOIN pg_inherits i ON i.inhparent = c.oid JOIN pg_class p ON p.oid = i.inhrelid \
              WHERE n.nspname = $1 AND c.relname = $2 AND pg_get_expr(p.relpartbound, p.oid) = $4",
             &[
-                &unit.schema,
+                &unit.schema.as_str(),
                 &SUMMARY_TABLE,
                 &ddl::TABLE_COMMENT,
                 &super::partition_bound(unit),
@@ -121,7 +121,7 @@ pub(super) async fn plan(
     let kept: bool = tx
         .query_one(
             &any_kept(&partition_q),
-            &[&unit.source, &first_day, &unit.end_date],
+            &[&unit.source, &first_day, &unit.days.last()],
         )
         .await
         .map_err(Error::database("look for rows to keep"))?
@@ -140,6 +140,8 @@ pub(super) async fn plan(
 pub(super) struct SwapWrite<'a> {
     pub unit: &'a UnitOfWork,
     pub first_day: NaiveDate,
+    /// The unit's last day.
+    pub last_day: NaiveDate,
     pub columns: &'a [OutputColumn],
     pub copy_buffer_bytes: usize,
 }
@@ -147,7 +149,7 @@ pub(super) struct SwapWrite<'a> {
 impl SwapWrite<'_> {
     /// The parameters of [`REPLACED`] and [`KEPT`]: the source, then the first and last day.
     fn range(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 3] {
-        [&self.unit.source, &self.first_day, &self.unit.end_date]
+        [&self.unit.source, &self.first_day, &self.last_day]
     }
 }
 

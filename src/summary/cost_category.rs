@@ -16,7 +16,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 
-use crate::config::CostCategoryPattern;
+use crate::reference::CostCategoryPattern;
 use crate::summary::labels::Texts;
 
 /// Trino's `LIKE` without an escape character: `%` matches any run of characters, `_` one

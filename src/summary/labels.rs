@@ -21,33 +21,10 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 
-/// koku adds this key to the enabled ones so that VM labels always survive.
-pub const KUBEVIRT_KEY: &str = "vm_kubevirt_io_name";
+use crate::reference::EnabledKeys;
 
 /// A label object: key → value (`None` for a JSON null value).
 pub type Labels = BTreeMap<String, Option<String>>;
-
-/// The enabled keys; `None` reproduces koku's quirk when no OCP key is enabled: the Trino
-/// `array_agg` over no rows is null, `contains(null, k)` is null, and every label is dropped,
-/// `vm_kubevirt_io_name` included.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct EnabledKeys(Option<BTreeSet<String>>);
-
-impl EnabledKeys {
-    /// From koku's enabled OCP keys (or the config's): empty means "none enabled" (the quirk).
-    pub fn from_enabled(keys: impl IntoIterator<Item = String>) -> Self {
-        let mut set: BTreeSet<String> = keys.into_iter().collect();
-        if set.is_empty() {
-            return EnabledKeys(None);
-        }
-        set.insert(KUBEVIRT_KEY.to_string());
-        EnabledKeys(Some(set))
-    }
-
-    pub fn contains(&self, key: &str) -> bool {
-        self.0.as_ref().is_some_and(|s| s.contains(key))
-    }
-}
 
 /// Parses a label object; empty text or `null` is `{}`. `Err` for anything that is not an
 /// object of scalars (koku's cast to `map(varchar, varchar)` would fail on it).

@@ -12,7 +12,6 @@ pub mod unallocated;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
@@ -22,11 +21,12 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt, TryStreamExt};
 
-use crate::config::{CostCategoryPattern, NodeRole, Profile};
+use crate::config::{BadRows, Profile};
 use crate::error::{Error, Result};
-use crate::unit::UnitOfWork;
+use crate::reference::{NodeRole, Reference};
+use crate::unit::{DayRange, Month};
 use cost_category::CostCategory;
-use labels::{EnabledKeys, FilterLabels, MergeLabels};
+use labels::{FilterLabels, MalformedLabels, MergeLabels};
 use unallocated::NodeTotals;
 
 /// koku's label CTEs as views, with `{{start}}`/`{{end}}` for the day range.
@@ -36,16 +36,9 @@ const POD_SQL: &str = include_str!("reporting_ocpusagelineitem_daily_summary_pod
 /// koku's Storage section, with the day range and `{{days_in_month}}`.
 const STORAGE_SQL: &str = include_str!("reporting_ocpusagelineitem_daily_summary_storage.sql");
 
-/// The reference data the summary needs besides the line items.
-#[derive(Debug, Clone, Default)]
-pub struct Reference {
-    pub enabled_keys: EnabledKeys,
-    pub cost_categories: Vec<CostCategoryPattern>,
-    pub node_roles: Vec<NodeRole>,
-}
-
-/// A DataFusion session sized by the profile, with the label, cost-category and
-/// malformed-quantity functions registered.
+/// A DataFusion session sized by the profile, with the summary's functions (labels, cost
+/// categories, dates, `koku_max_text`) and koku's node roles registered. (The input registers
+/// its own functions with its tables.)
 pub fn session(
     profile: &Profile,
     reference: &Reference,
@@ -75,7 +68,6 @@ pub fn session(
     ctx.register_udf(date::KokuDate::udf());
     ctx.register_udaf(max_text::MaxText::udaf());
     ctx.register_udf(CostCategory::udf(&reference.cost_categories));
-    ctx.register_udf(crate::input::quality::BadQuantity::udf());
     register_node_roles(&ctx, &reference.node_roles)?;
     Ok(ctx)
 }
@@ -116,15 +108,9 @@ pub fn column_as(
     Ok(datafusion::arrow::compute::cast(array, to)?)
 }
 
-/// `TIMESTAMP 'YYYY-MM-DD 00:00:00'`: a day's start as a SQL literal.
-pub(crate) fn day_start_literal(day: NaiveDate) -> String {
-    format!("TIMESTAMP '{} 00:00:00'", day.format("%Y-%m-%d"))
-}
-
-fn with_day_range(sql: &str, start: NaiveDate, end: NaiveDate) -> String {
-    let end_exclusive = end.succ_opt().unwrap_or(end);
-    sql.replace("{{start}}", &day_start_literal(start))
-        .replace("{{end}}", &day_start_literal(end_exclusive))
+fn with_day_range(sql: &str, days: DayRange) -> String {
+    sql.replace("{{start}}", &days.start_literal())
+        .replace("{{end}}", &days.end_literal())
 }
 
 /// Rows of each kind a summary stream has yielded so far.
@@ -157,26 +143,18 @@ pub struct DailySummary {
     pub counts: Arc<RowCounts>,
 }
 
-/// The day ranges (first, last) that `start..=end` is summarised in, `days_per_pass` days each
-/// (0: all at once).
-fn passes(start: NaiveDate, end: NaiveDate, days_per_pass: u32) -> Vec<(NaiveDate, NaiveDate)> {
-    let days = (end - start).num_days().max(0) + 1;
-    let step = match days_per_pass {
-        0 => days,
-        n => i64::from(n).min(days),
-    };
-    (0..days)
-        .step_by(step as usize)
-        .map(|offset| {
-            let first = start + chrono::Duration::days(offset);
-            (first, end.min(first + chrono::Duration::days(step - 1)))
-        })
-        .collect()
+/// What the summary does with label JSON that is not an object of scalars: with
+/// `BadRows::Fail`, its stream ends with an error once the labels have been read, so a sink
+/// that commits only after the stream's end (as `sink::replace_unit` does) writes nothing.
+pub struct LabelGate {
+    pub malformed: Arc<MalformedLabels>,
+    pub policy: BadRows,
 }
 
-/// koku's daily summary for `start..=end`: the Pod rows, then the Storage rows (only when
-/// `storage`, like koku's `{% if storage_exists %}`), then the Unallocated rows, which koku
-/// computes from the Pod rows and costagg from their totals gathered as they stream past.
+/// koku's daily summary of `days`: the Pod rows, then the Storage rows (only when `storage`,
+/// like koku's `{% if storage_exists %}`), then the Unallocated rows, which koku computes
+/// from the Pod rows and costagg from their totals gathered as they stream past. The stream
+/// ends with an error when `gate` says malformed labels fail the unit.
 ///
 /// costagg: with `days_per_pass`, the Pod and Storage sections run for that many days at a
 /// time, one pass after the other, and each pass's rows stream out (to PostgreSQL) while the
@@ -185,23 +163,22 @@ fn passes(start: NaiveDate, end: NaiveDate, days_per_pass: u32) -> Vec<(NaiveDat
 /// in one pass. The first pass is planned here, so SQL errors show before anything is written.
 pub async fn daily_summary(
     ctx: &SessionContext,
-    start: NaiveDate,
-    end: NaiveDate,
+    days: DayRange,
     storage: bool,
     days_per_pass: u32,
+    gate: LabelGate,
 ) -> Result<DailySummary> {
-    let passes = passes(start, end, days_per_pass);
+    let passes = days.chunks(days_per_pass);
     tracing::info!(days_per_pass, passes = passes.len(), "summarising");
     let mut passes = passes.into_iter();
-    let (first_start, first_end) = passes.next().unwrap_or((start, end));
-    let first = plan(ctx, first_start, first_end, storage).await?;
+    let first = plan(ctx, passes.next().unwrap_or(days), storage).await?;
     let later = {
         let ctx = ctx.clone();
-        stream::iter(passes).then(move |(s, e)| {
+        stream::iter(passes).then(move |pass| {
             let ctx = ctx.clone();
             async move {
-                tracing::debug!(start = %s, end = %e, "planning a pass");
-                plan(&ctx, s, e, storage).await
+                tracing::debug!(days = %pass, "planning a pass");
+                plan(&ctx, pass, storage).await
             }
         })
     };
@@ -226,9 +203,28 @@ pub async fn daily_summary(
     .try_flatten()
     .inspect_ok(RowCounts::counter(|c| &c.unallocated, &counts));
     Ok(DailySummary {
-        rows: sections.chain(unallocated).boxed(),
+        rows: sections.chain(unallocated).chain(gate.check()).boxed(),
         counts,
     })
+}
+
+impl LabelGate {
+    /// A stream that, polled once every label has been read, yields the error of
+    /// `BadRows::Fail` when there were malformed labels, and nothing otherwise.
+    fn check(self) -> impl Stream<Item = Result<RecordBatch>> + Send + 'static {
+        stream::once(async move {
+            match self.malformed.count() {
+                n if self.policy == BadRows::Fail && n > 0 => Some(Err(Error::BadRows {
+                    problems: format!(
+                        "{n} distinct label strings are not a JSON object of scalars (e.g. {:?})",
+                        self.malformed.examples(2)
+                    ),
+                })),
+                _ => None,
+            }
+        })
+        .filter_map(futures::future::ready)
+    }
 }
 
 /// The rows of one pass: its Pod rows, whose totals go into `totals`, then its Storage rows.
@@ -258,20 +254,16 @@ fn pass_rows(
 
 /// The Pod and (when `storage`) Storage sections as DataFrames, with the label views
 /// registered for the day range.
-async fn plan(
-    ctx: &SessionContext,
-    start: NaiveDate,
-    end: NaiveDate,
-    storage: bool,
-) -> Result<(DataFrame, Option<DataFrame>)> {
-    script(ctx, &with_day_range(LABEL_VIEWS_SQL, start, end)).await?;
-    let pod = script(ctx, &with_day_range(POD_SQL, start, end))
+async fn plan(ctx: &SessionContext, days: DayRange, storage: bool) -> Result<(DataFrame, Option<DataFrame>)> {
+    script(ctx, &with_day_range(LABEL_VIEWS_SQL, days)).await?;
+    let pod = script(ctx, &with_day_range(POD_SQL, days))
         .await?
         .ok_or_else(|| Error::Internal("the Pod section has no query".into()))?;
     let storage = match storage {
         true => {
-            let days = UnitOfWork::days_in_month(start.year(), start.month());
-            let sql = with_day_range(STORAGE_SQL, start, end).replace("{{days_in_month}}", &days.to_string());
+            let days_in_month = Month::of(days.first()).days();
+            let sql =
+                with_day_range(STORAGE_SQL, days).replace("{{days_in_month}}", &days_in_month.to_string());
             Some(
                 script(ctx, &sql)
                     .await?
@@ -310,14 +302,8 @@ async fn script(ctx: &SessionContext, sql: &str) -> Result<Option<DataFrame>> {
 /// with their metrics (`analyze`, `EXPLAIN ANALYZE`), for the whole range in one pass (a run in
 /// passes runs the same plans over fewer days each). (The unallocated section is planned once
 /// the Pod rows' totals exist; it reads only those.)
-pub async fn explain(
-    ctx: &SessionContext,
-    start: NaiveDate,
-    end: NaiveDate,
-    storage: bool,
-    analyze: bool,
-) -> Result<String> {
-    let (pod, storage) = plan(ctx, start, end, storage).await?;
+pub async fn explain(ctx: &SessionContext, days: DayRange, storage: bool, analyze: bool) -> Result<String> {
+    let (pod, storage) = plan(ctx, days, storage).await?;
     let mut out = String::new();
     for (section, df) in [("Pod", Some(pod)), ("Storage", storage)] {
         let Some(df) = df else {

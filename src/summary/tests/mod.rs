@@ -1,4 +1,5 @@
-//! Hand-worked fixtures for each summary rule of SPEC §4, a module per koku section. Every
+//! Hand-worked fixtures for each summary rule (README "How the summary follows koku"), a module
+//! per koku section. Every
 //! expected number is derived in the comment above its assertion, never copied from costagg's
 //! output. This module builds the line items and runs the summary on them.
 
@@ -18,10 +19,11 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 
-use super::labels::EnabledKeys;
-use super::{Reference, daily_summary, session};
-use crate::config::{CostCategoryPattern, NodeRole, ProfileSpec, Strings};
+use super::{LabelGate, daily_summary, session};
+use crate::config::{BadRows, ProfileSpec, Strings};
 use crate::input::ReportType;
+use crate::reference::{CostCategoryPattern, EnabledKeys, NodeRole, Reference};
+use crate::unit::DayRange;
 
 const HOUR_MS: i64 = 3_600_000;
 /// 2025-10-01 00:00:00 UTC in milliseconds.
@@ -314,7 +316,7 @@ async fn summarise_where(f: Fixture, malformed: Arc<super::labels::MalformedLabe
         ..Default::default()
     };
     let profile = spec.resolve("test", &std::env::temp_dir());
-    let ctx: SessionContext = session(&profile, &reference, malformed).unwrap();
+    let ctx: SessionContext = session(&profile, &reference, malformed.clone()).unwrap();
     let tables = [
         (ReportType::PodUsage, pod_batch(&f.lines)),
         (ReportType::StorageUsage, storage_batch(&f.storage)),
@@ -340,7 +342,12 @@ async fn summarise_where(f: Fixture, malformed: Arc<super::labels::MalformedLabe
         let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
         ctx.register_table(report.table_name(), Arc::new(table)).unwrap();
     }
-    let summary = daily_summary(&ctx, f.start, f.end, !f.storage.is_empty(), f.days_per_pass)
+    let gate = LabelGate {
+        malformed,
+        policy: BadRows::Skip,
+    };
+    let days = DayRange::new(f.start, f.end).unwrap();
+    let summary = daily_summary(&ctx, days, !f.storage.is_empty(), f.days_per_pass, gate)
         .await
         .unwrap();
     let batches: Vec<RecordBatch> = summary.rows.try_collect().await.unwrap();
@@ -433,14 +440,15 @@ async fn passes_of_a_few_days_give_the_rows_of_one_pass() {
 
 #[test]
 fn a_range_is_cut_into_passes_of_whole_days() {
-    assert_eq!(super::passes(day(1), day(31), 0), [(day(1), day(31))]);
+    let passes = |first, last, days| -> Vec<(NaiveDate, NaiveDate)> {
+        let range = DayRange::new(day(first), day(last)).unwrap();
+        range.chunks(days).iter().map(|p| (p.first(), p.last())).collect()
+    };
+    assert_eq!(passes(1, 31, 0), [(day(1), day(31))]);
     assert_eq!(
-        super::passes(day(1), day(10), 4),
+        passes(1, 10, 4),
         [(day(1), day(4)), (day(5), day(8)), (day(9), day(10))]
     );
-    assert_eq!(super::passes(day(3), day(3), 4), [(day(3), day(3))]);
-    assert_eq!(
-        super::passes(day(1), day(2), 1),
-        [(day(1), day(1)), (day(2), day(2))]
-    );
+    assert_eq!(passes(3, 3, 4), [(day(3), day(3))]);
+    assert_eq!(passes(1, 2, 1), [(day(1), day(1)), (day(2), day(2))]);
 }

@@ -1,0 +1,86 @@
+//! A unit's files: listed for each report type and checked, every problem reported together
+//! before anything is read or written.
+
+use object_store::ObjectMeta;
+
+use crate::config::InputConfig;
+use crate::error::{Error, Result};
+use crate::input::ReportType;
+use crate::input::store::InputStore;
+use crate::unit::UnitOfWork;
+
+/// The checked files of one report type for the unit.
+#[derive(Debug)]
+pub struct ReportFiles {
+    pub report: ReportType,
+    pub files: Vec<ObjectMeta>,
+    /// Some file holds `interval_start` as text.
+    pub text_timestamps: bool,
+    /// Rows in the files (all days), from their footers.
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Files of each report type for the unit, all checked.
+#[derive(Debug)]
+pub struct UnitFiles {
+    pub by_report: Vec<ReportFiles>,
+}
+
+impl UnitFiles {
+    pub fn get(&self, report: ReportType) -> Option<&ReportFiles> {
+        self.by_report.iter().find(|r| r.report == report)
+    }
+
+    pub fn count(&self, report: ReportType) -> usize {
+        self.get(report).map_or(0, |r| r.files.len())
+    }
+
+    pub fn total_files(&self) -> usize {
+        self.by_report.iter().map(|r| r.files.len()).sum()
+    }
+
+    pub fn total_rows(&self) -> u64 {
+        self.by_report.iter().map(|r| r.rows).sum()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.by_report.iter().map(|r| r.bytes).sum()
+    }
+
+    /// Rows in the pod usage files, from their footers.
+    pub fn pod_rows(&self) -> u64 {
+        self.get(ReportType::PodUsage).map_or(0, |r| r.rows)
+    }
+}
+
+/// Lists and checks every file of the unit; all problems are reported together, before
+/// anything is written. No pod usage files is an error naming the folder searched.
+pub async fn discover(store: &InputStore, input: &InputConfig, unit: &UnitOfWork) -> Result<UnitFiles> {
+    let mut by_report = Vec::new();
+    let mut problems = Vec::new();
+    for report in ReportType::ALL {
+        let (searched, files) = super::layout::list_files(store, input, unit, report).await?;
+        if files.is_empty() && report.required() {
+            return Err(Error::NoInput {
+                report: report.folder().into(),
+                searched,
+            });
+        }
+        let found = super::schema::check_files(store, report, &files).await;
+        problems.extend(found.problems);
+        tracing::debug!(report = report.folder(), files = files.len(), folder = %searched, "listed files");
+        by_report.push(ReportFiles {
+            report,
+            files,
+            text_timestamps: found.text_timestamps,
+            rows: found.rows,
+            bytes: found.bytes,
+        });
+    }
+    match problems.len() {
+        0 => Ok(UnitFiles { by_report }),
+        1 => Err(problems.remove(0)),
+        _ => Err(Error::InputProblems(problems)),
+    }
+}
