@@ -3,6 +3,7 @@
 mod e2e;
 mod harness;
 mod input;
+mod layout;
 mod parity;
 mod reliability;
 mod s3;
