@@ -10,12 +10,7 @@ use clap::{Args, Parser, Subcommand};
     name = "costagg",
     version,
     about = "Daily usage summary of OpenShift/Kubernetes pod usage, from koku's Parquet to PostgreSQL",
-    long_about = "costagg reads one cluster-month of koku's pod usage line items (Parquet), \
-computes koku's daily usage summary (reporting_ocpusagelineitem_daily_summary) and replaces \
-that month's rows in PostgreSQL in one transaction. A failed run leaves the previous rows in place.\n\n\
-Exit codes: 0 ok, 1 internal error, 2 usage or config error, 3 invalid or missing input, \
-4 database or store unavailable (retry), 5 unit locked by another run (retry), \
-130/143 stopped by SIGINT/SIGTERM (retry)."
+    long_about = long_about()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -24,6 +19,21 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `costagg=debug` (RUST_LOG works too).
     #[arg(long, global = true, env = "COSTAGG_LOG_LEVEL")]
     pub log_level: Option<String>,
+}
+
+/// The description `--help` prints, with the exit-code table (`costagg::error::EXIT_CODES`).
+fn long_about() -> String {
+    let mut text = String::from(
+        "costagg reads one cluster-month of koku's pod usage line items (Parquet), computes koku's \
+         daily usage summary (reporting_ocpusagelineitem_daily_summary) and replaces that month's \
+         rows in PostgreSQL in one transaction. A failed run leaves the previous rows in place.\n\n\
+         Exit codes:",
+    );
+    for c in costagg::error::EXIT_CODES {
+        let retry = if c.retry { " (retry)" } else { "" };
+        text.push_str(&format!("\n  {:>3}  {}{retry}", c.code, c.meaning));
+    }
+    text
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,7 +56,7 @@ costagg generate --rows 1000000 --month 2025-10 --org org1234567 \\\n      \
 costagg check --config config/costagg.yaml --input ./sample\n  \
 DATABASE_URL=postgres://costagg@localhost/koku costagg check --input /data --schema org1234567\n\n\
 Exit codes: 0 every check passed; otherwise the code of the first failure (2 config, \
-3 input, 4 database).")]
+3 input, 4 database; `costagg --help` lists them all).")]
     Check(CheckArgs),
 }
 

@@ -1,16 +1,25 @@
-//! The error taxonomy: one enum, grouped by stage, each with its exit code.
+//! The error taxonomy: one enum, grouped by stage, each with its exit code; and the exit-code
+//! table that `--help`, the README and the CronJob's `podFailurePolicy` follow.
 
 use std::path::PathBuf;
 
 /// Everything that can stop a run. `Display` names the object and, when known, the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A flag, environment variable or config key (`key` names it) holds a value costagg
+    /// cannot use.
     #[error("config: `{key}` {problem}")]
     Config { key: String, problem: String },
 
+    /// Several config problems, collected so the operator sees all of them at once.
+    #[error("{} config problems:\n  {}", .0.len(), join_lines(.0))]
+    ConfigProblems(Vec<Error>),
+
+    /// An input file that cannot be listed or opened as Parquet.
     #[error("cannot read {file}: {problem}")]
     InputUnreadable { file: String, problem: String },
 
+    /// An input file that lacks a column, or holds it in a type costagg cannot read.
     #[error("{file}: column `{column}` {problem} (expected {expected})")]
     InputSchema {
         file: String,
@@ -23,12 +32,14 @@ pub enum Error {
     #[error("{} input problem(s), nothing was written:\n  {}", .0.len(), join_lines(.0))]
     InputProblems(Vec<Error>),
 
+    /// No files of a required report type where the unit's are looked for.
     #[error(
         "no {report} files for this unit under {searched}; nothing was written \
          (check --input, --org, --source and --month)"
     )]
     NoInput { report: String, searched: String },
 
+    /// Pod usage files, but no usable row in the unit's day range.
     #[error(
         "no pod usage rows between {start} and {end} in {searched}; nothing was written \
          (the files hold other days, or the day range is wrong)"
@@ -39,15 +50,18 @@ pub enum Error {
         searched: String,
     },
 
+    /// Malformed rows under `input.bad_rows: fail`.
     #[error(
         "{problems}; nothing was written (input.bad_rows is `fail`; `skip` summarises without \
          these rows)"
     )]
     BadRows { problems: String },
 
+    /// The input store (a folder, S3) could not be reached or listed.
     #[error("input store: {location}: {problem}")]
     Store { location: String, problem: String },
 
+    /// A PostgreSQL error at `stage`: connecting, a statement, the COPY, the commit.
     #[error("database ({stage}): {}", describe_database(.source))]
     Database {
         stage: &'static str,
@@ -55,34 +69,45 @@ pub enum Error {
         source: tokio_postgres::Error,
     },
 
+    /// The existing summary table lacks koku's layout; costagg never alters a table, so only
+    /// a migration helps.
     #[error("database: {0}")]
     DatabaseSchema(String),
 
+    /// Another run held the unit's lock past `database.lock_timeout_seconds`.
     #[error(
         "another run holds the lock of unit {unit}; it was not changed \
          (wait for the other run, or raise database.lock_timeout_seconds)"
     )]
     UnitLocked { unit: String },
 
+    /// SIGTERM or SIGINT arrived before the commit.
     #[error(
         "stopped by {signal}; the open transaction was rolled back and the unit's previous rows \
          are unchanged"
     )]
     Interrupted { signal: &'static str },
 
-    #[error("query engine: {0}")]
+    /// An error of the query engine; `describe_engine` adds the fix where one is known.
+    #[error("query engine: {}", describe_engine(.0))]
     Engine(#[from] datafusion::error::DataFusionError),
 
+    /// An Arrow error outside the engine (building or encoding a batch): a bug.
     #[error("record batch: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
 
-    #[error("writing {path}: {source}")]
-    Io {
+    /// A local file costagg writes (`--report`, `generate`'s output) could not be written.
+    /// Not the store or the database: running the unit again would not help.
+    #[error("cannot write {what} {path}: {source}")]
+    LocalIo {
+        /// What the file is, and what that means for the run.
+        what: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
 
+    /// A broken invariant: a bug in costagg.
     #[error("internal error (a bug in costagg, please report it): {0}")]
     Internal(String),
 }
@@ -113,6 +138,19 @@ fn describe_database(e: &tokio_postgres::Error) -> String {
     text
 }
 
+/// The engine's message; when it ran out of its memory budget, also what to change.
+fn describe_engine(e: &datafusion::error::DataFusionError) -> String {
+    match e.find_root() {
+        datafusion::error::DataFusionError::ResourcesExhausted(_) => format!(
+            "{e}; the summary needs more memory than the profile gives the engine: use a \
+             profile with a larger memory_limit_bytes (`--profile large`, or \
+             profiles.<name>.memory_limit_bytes), or fewer days per pass \
+             (profiles.<name>.days_per_pass)"
+        ),
+        _ => e.to_string(),
+    }
+}
+
 fn join_lines(errors: &[Error]) -> String {
     errors
         .iter()
@@ -121,28 +159,48 @@ fn join_lines(errors: &[Error]) -> String {
         .join("\n  ")
 }
 
+/// One exit code: what it means, and whether running the unit again later may succeed
+/// without anyone fixing anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: i32,
+    pub meaning: &'static str,
+    pub retry: bool,
+}
+
+const fn exit(code: i32, meaning: &'static str, retry: bool) -> Exit {
+    Exit { code, meaning, retry }
+}
+
+/// Every exit code of `costagg`. `--help` prints this table; the README's and the CronJob's
+/// `podFailurePolicy` (which stops retrying the codes that cannot succeed) are checked
+/// against it by tests.
+pub const EXIT_CODES: [Exit; 9] = [
+    exit(0, "ok (also: nothing to do)", false),
+    exit(1, "internal error (a bug in costagg)", false),
+    exit(2, "usage, config or table layout error", false),
+    exit(3, "invalid or missing input", false),
+    exit(4, "database or input store unavailable", true),
+    exit(5, "unit locked by another run", true),
+    exit(6, "local resource: a local file, the engine's memory", false),
+    exit(130, "stopped by SIGINT", true),
+    exit(143, "stopped by SIGTERM", true),
+];
+
 impl Error {
-    /// The process exit code for this error; the CronJob's `podFailurePolicy` keys on it.
-    ///
-    /// | code | meaning |
-    /// |---|---|
-    /// | 1 | internal error (a bug) |
-    /// | 2 | usage or config error |
-    /// | 3 | invalid or missing input |
-    /// | 4 | database or store unavailable (retryable) |
-    /// | 5 | unit locked by another run (retryable) |
-    /// | 130, 143 | stopped by SIGINT or SIGTERM (retryable) |
+    /// The process exit code for this error: one of [`EXIT_CODES`].
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config { .. } => 2,
+            Error::Config { .. } | Error::ConfigProblems(_) | Error::DatabaseSchema(_) => 2,
             Error::InputUnreadable { .. }
             | Error::InputSchema { .. }
             | Error::InputProblems(_)
             | Error::NoInput { .. }
             | Error::NoRowsInRange { .. }
             | Error::BadRows { .. } => 3,
-            Error::Database { .. } | Error::DatabaseSchema(_) | Error::Io { .. } | Error::Store { .. } => 4,
+            Error::Database { .. } | Error::Store { .. } => 4,
             Error::UnitLocked { .. } => 5,
+            Error::LocalIo { .. } => 6,
             // 128 + the signal number, as a shell reports a process ended by it.
             Error::Interrupted { signal } => match *signal {
                 "SIGINT" => 130,
@@ -153,6 +211,7 @@ impl Error {
                 | datafusion::error::DataFusionError::IoError(_) => 4,
                 datafusion::error::DataFusionError::ParquetError(_)
                 | datafusion::error::DataFusionError::ArrowError(..) => 3,
+                datafusion::error::DataFusionError::ResourcesExhausted(_) => 6,
                 _ => 1,
             },
             Error::Arrow(_) | Error::Internal(_) => 1,
@@ -161,7 +220,17 @@ impl Error {
 
     /// Whether running the same unit again later may succeed without anyone fixing anything.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.exit_code(), 4 | 5 | 130 | 143)
+        let code = self.exit_code();
+        EXIT_CODES.iter().any(|c| c.code == code && c.retry)
+    }
+
+    /// One error for `problems`: the only one, or all of them together.
+    pub fn config_problems(mut problems: Vec<Error>) -> Option<Error> {
+        match problems.len() {
+            0 => None,
+            1 => problems.pop(),
+            _ => Some(Error::ConfigProblems(problems)),
+        }
     }
 
     pub fn config(key: impl Into<String>, problem: impl Into<String>) -> Self {
@@ -200,5 +269,77 @@ mod tests {
         assert!(text.contains("a.parquet: column `pod` is missing (expected a string)"));
         assert!(text.contains("cannot read b.parquet: not a Parquet file"));
         assert_eq!(e.exit_code(), 3);
+    }
+
+    /// The table's rows as the README's "Exit codes" table writes them.
+    fn readme_rows() -> Vec<String> {
+        EXIT_CODES
+            .iter()
+            .map(|c| {
+                let retry = if c.retry { "yes" } else { "no" };
+                format!("| {} | {} | {retry} |", c.code, c.meaning)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_lists_every_exit_code_as_the_program_knows_them() {
+        let readme = std::fs::read_to_string("README.md").unwrap();
+        let start = readme
+            .find("| code | meaning | retried |")
+            .expect("README has the exit-code table");
+        let table: Vec<&str> = readme[start..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        assert_eq!(table, readme_rows());
+    }
+
+    #[test]
+    fn the_cronjob_stops_retrying_exactly_the_codes_that_cannot_succeed() {
+        let cronjob = std::fs::read_to_string("deploy/kubernetes/cronjob.yaml").unwrap();
+        let line = cronjob
+            .lines()
+            .skip_while(|l| !l.contains("action: FailJob"))
+            .find(|l| l.trim_start().starts_with("values:"))
+            .expect("a FailJob rule with values");
+        let listed = line.trim().trim_start_matches("values:").trim();
+        let failing: Vec<String> = EXIT_CODES
+            .iter()
+            .filter(|c| !c.retry && c.code != 0)
+            .map(|c| c.code.to_string())
+            .collect();
+        assert_eq!(listed, format!("[{}]", failing.join(", ")));
+    }
+
+    #[test]
+    fn every_error_maps_to_a_code_of_the_table() {
+        let io = || std::io::Error::other("disk full");
+        let errors = [
+            Error::config("--month", "bad"),
+            Error::ConfigProblems(vec![]),
+            Error::DatabaseSchema("x".into()),
+            Error::LocalIo {
+                what: "the run report",
+                path: "r.json".into(),
+                source: io(),
+            },
+            Error::Engine(datafusion::error::DataFusionError::ResourcesExhausted(
+                "pool".into(),
+            )),
+            Error::Interrupted { signal: "SIGTERM" },
+        ];
+        for e in &errors {
+            assert!(EXIT_CODES.iter().any(|c| c.code == e.exit_code()), "{e}");
+        }
+        assert_eq!(Error::DatabaseSchema("x".into()).exit_code(), 2);
+        assert!(!errors[3].is_retryable());
+        let memory = errors[4].to_string();
+        assert!(
+            memory.contains("memory_limit_bytes") && memory.contains("days_per_pass"),
+            "{memory}"
+        );
+        assert_eq!(errors[4].exit_code(), 6);
     }
 }

@@ -590,7 +590,8 @@ pub const NODE_ROLES_CSV: &str = "reference/reporting_ocp_nodes.csv";
 
 fn write_node_roles(root: &Path, roles: &[NodeRole]) -> Result<()> {
     let path = root.join(NODE_ROLES_CSV);
-    let io = |source| Error::Io {
+    let io = |source| Error::LocalIo {
+        what: "sample data",
         path: path.clone(),
         source,
     };
@@ -611,19 +612,22 @@ fn write(
     batch: RecordBatch,
 ) -> Result<()> {
     let dir = root.join(render(template, unit, report));
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+    std::fs::create_dir_all(&dir).map_err(|source| Error::LocalIo {
+        what: "sample data",
         path: dir.clone(),
         source,
     })?;
     let path = dir.join(name);
-    let file = File::create(&path).map_err(|source| Error::Io {
+    let file = File::create(&path).map_err(|source| Error::LocalIo {
+        what: "sample data",
         path: path.clone(),
         source,
     })?;
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
-    let failed = |e: parquet::errors::ParquetError| Error::Io {
+    let failed = |e: parquet::errors::ParquetError| Error::LocalIo {
+        what: "sample data",
         path: path.clone(),
         source: std::io::Error::other(e),
     };

@@ -116,7 +116,8 @@ fn present(args: &RunArgs, format: Format, output: RunOutput) -> Result<(), Erro
         ),
     }
     if let Some(path) = &args.report {
-        std::fs::write(path, &json).map_err(|source| Error::Io {
+        std::fs::write(path, &json).map_err(|source| Error::LocalIo {
+            what: "the run report (the run itself succeeded)",
             path: path.clone(),
             source,
         })?;

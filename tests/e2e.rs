@@ -339,3 +339,64 @@ fn a_bad_month_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`2025-13` is not a month"));
 }
+
+/// The unit is committed before the report is written; a report that cannot be written must
+/// not make the CronJob redo the unit, so its code (6) is one `podFailurePolicy` stops on.
+#[tokio::test]
+async fn a_report_that_cannot_be_written_after_the_commit_exits_6_and_keeps_the_rows() {
+    let url = fresh_database().await;
+    let dir = sample("2000");
+    let out = costagg()
+        .args(run_args(dir.path()))
+        .args(["--report", "/nonexistent-costagg-folder/report.json"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains(
+            "cannot write the run report (the run itself succeeded) /nonexistent-costagg-folder/report.json"
+        ),
+        "{stderr}"
+    );
+    let rows: i64 = connect(&url)
+        .await
+        .query_one(
+            "SELECT count(*) FROM org1234567.reporting_ocpusagelineitem_daily_summary",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(rows > 0);
+    let help = costagg().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("6  local resource: a local file, the engine's memory"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_config_file_with_several_problems_lists_each_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("costagg.yaml");
+    std::fs::write(&config, "profile: huge\ndatabase:\n  connect_attempts: 0\n").unwrap();
+    let out = costagg()
+        .args([
+            "run", "--org", ORG, "--source", SOURCE_A, "--month", "2025-10", "--input", "/tmp",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("2 config problems:"), "{stderr}");
+    assert!(stderr.contains("config: `profile` names `huge`"), "{stderr}");
+    assert!(
+        stderr.contains("config: `database.connect_attempts` must be at least 1"),
+        "{stderr}"
+    );
+}

@@ -699,3 +699,28 @@ async fn different_units_can_create_the_table_and_partitions_at_the_same_time() 
         .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (3, 2));
 }
+
+/// A table that lacks a column costagg writes needs a migration, not a retry: exit 2, named
+/// column, nothing altered.
+#[tokio::test]
+async fn an_existing_table_without_kokus_layout_is_a_non_retryable_error_naming_the_column() {
+    let url = fresh_database().await;
+    let client = connect(&url).await;
+    client.batch_execute(KOKU_TABLES).await.unwrap();
+    client
+        .batch_execute(
+            "ALTER TABLE org1234567.reporting_ocpusagelineitem_daily_summary DROP COLUMN all_labels",
+        )
+        .await
+        .unwrap();
+    let before = table_definition(&client).await;
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), SOURCE_A, "2025-10", 1000, 6);
+    let e = run_october(dir.path(), &url, config_with_keys(&["app"]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("column all_labels is missing"), "{e}");
+    assert_eq!(table_definition(&client).await, before);
+}

@@ -288,14 +288,17 @@ impl Config {
         Ok(config)
     }
 
-    /// Every problem at once, each naming its key.
+    /// Every problem at once, each naming its key (`Error::ConfigProblems` when several).
     pub fn validate(&self) -> Result<()> {
         let mut problems = Vec::new();
         if self.profile != "auto" && self.profile_spec(&self.profile).is_none() {
-            problems.push(format!(
-                "`profile` names `{}`, which is not a profile (have: auto, {})",
-                self.profile,
-                self.profile_names().join(", ")
+            problems.push(Error::config(
+                "profile",
+                format!(
+                    "names `{}`, which is not a profile (have: auto, {})",
+                    self.profile,
+                    self.profile_names().join(", ")
+                ),
             ));
         }
         for (key, template) in [
@@ -304,37 +307,42 @@ impl Config {
         ] {
             for needed in ["{folder}", "{source}"] {
                 if !template.contains(needed) {
-                    problems.push(format!("`{key}` must contain {needed}"));
+                    problems.push(Error::config(key, format!("must contain {needed}")));
                 }
             }
         }
         if let Some(Err(e)) = self.database.schema.as_deref().map(SchemaName::parse) {
-            problems.push(format!("`database.schema` {e}"));
+            problems.push(Error::config("database.schema", e));
         }
         for (i, c) in self.reference.cost_categories.iter().enumerate() {
             if c.namespace.is_empty() {
-                problems.push(format!("`reference.cost_categories[{i}].namespace` is empty"));
+                problems.push(Error::config(
+                    format!("reference.cost_categories[{i}].namespace"),
+                    "is empty",
+                ));
             }
         }
         if self.database.connect_attempts == 0 {
-            problems.push("`database.connect_attempts` must be at least 1".to_string());
+            problems.push(Error::config("database.connect_attempts", "must be at least 1"));
         }
         if !(0.0..=1.0).contains(&self.monitor.memory_warn_share) {
-            problems.push("`monitor.memory_warn_share` must be between 0 and 1".to_string());
+            problems.push(Error::config(
+                "monitor.memory_warn_share",
+                "must be between 0 and 1",
+            ));
         }
         if self.monitor.memory_sample_ms == 0 {
-            problems.push("`monitor.memory_sample_ms` must be at least 1".to_string());
+            problems.push(Error::config("monitor.memory_sample_ms", "must be at least 1"));
         }
         for (i, r) in self.reference.node_roles.iter().enumerate() {
             if r.node.is_empty() {
-                problems.push(format!("`reference.node_roles[{i}].node` is empty"));
+                problems.push(Error::config(
+                    format!("reference.node_roles[{i}].node"),
+                    "is empty",
+                ));
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::config("config", problems.join("; ")))
-        }
+        Error::config_problems(problems).map_or(Ok(()), Err)
     }
 
     pub fn profile_names(&self) -> Vec<String> {
@@ -485,6 +493,27 @@ mod tests {
         assert_eq!(c.database.schema.as_deref(), Some("from_env"));
         assert_eq!(c.database.lock_timeout_seconds, 7);
         assert_eq!(c.profile, "auto");
+    }
+
+    #[test]
+    fn every_config_problem_is_listed_with_its_key() {
+        let mut c = Config {
+            profile: "huge".into(),
+            ..Default::default()
+        };
+        c.database.connect_attempts = 0;
+        c.database.schema = Some("1org".into());
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let text = e.to_string();
+        assert!(text.starts_with("3 config problems:"), "{text}");
+        for line in [
+            "\n  config: `profile` names `huge`, which is not a profile",
+            "\n  config: `database.schema` `1org` is not a valid schema name",
+            "\n  config: `database.connect_attempts` must be at least 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]
