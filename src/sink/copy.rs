@@ -42,7 +42,8 @@ pub enum Source {
     NewUuid,
     /// The same value on every row (unit metadata); `None` is null.
     Constant(Option<Vec<u8>>),
-    /// A column of the summary batch, by name; absent from the batch means null.
+    /// A column of the summary batch, by name; a batch without it is a bug (an error, never
+    /// a column of nulls).
     Batch(String),
 }
 
@@ -72,7 +73,9 @@ fn prepare(column: &OutputColumn, batch: &RecordBatch) -> Result<Prepared> {
         Source::Batch(name) => name,
     };
     let Some(array) = batch.column_by_name(name) else {
-        return Ok(Prepared::Null);
+        return Err(Error::Internal(format!(
+            "the summary rows lack the column {name} (a section's SELECT misnames it); nothing was written"
+        )));
     };
     if array.data_type() == &DataType::Null {
         return Ok(Prepared::Null);
@@ -395,6 +398,24 @@ fn may_tie(v: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_column_the_batch_lacks_is_an_error_naming_it_not_a_column_of_nulls() {
+        use datafusion::arrow::datatypes::{Field, Schema};
+        use std::sync::Arc;
+        let schema = Arc::new(Schema::new(vec![Field::new("namespace", DataType::Utf8, true)]));
+        let column: ArrayRef = Arc::new(StringArray::from(vec!["a"]));
+        let batch = RecordBatch::try_new(schema, vec![column]).unwrap();
+        let text = |name: &'static str| OutputColumn {
+            name,
+            wire: Wire::Text,
+            source: Source::Batch(name.to_string()),
+        };
+        let mut buf = BytesMut::new();
+        encode_batch(&[text("namespace")], &batch, &mut buf).unwrap();
+        let e = encode_batch(&[text("namespace"), text("node")], &batch, &mut buf).unwrap_err();
+        assert!(e.to_string().contains("lack the column node"), "{e}");
+    }
 
     fn numeric(value: f64) -> (i16, i16, u16, u16, Vec<i16>) {
         let mut buf = BytesMut::new();

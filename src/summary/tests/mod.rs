@@ -289,8 +289,8 @@ fn plain(batch: &RecordBatch) -> RecordBatch {
     RecordBatch::try_new(schema, columns).unwrap()
 }
 
-/// Every row of the summary of `f` that satisfies `filter` (SQL), in a stable order.
-async fn summarise_where(f: Fixture, malformed: Arc<super::labels::MalformedLabels>, filter: &str) -> Rows {
+/// A session with `f`'s reference data and line items registered as a run registers them.
+fn context(f: &Fixture, malformed: Arc<super::labels::MalformedLabels>) -> SessionContext {
     let reference = Reference {
         enabled_keys: EnabledKeys::from_enabled(f.enabled.iter().map(|k| k.to_string())),
         cost_categories: f
@@ -316,7 +316,7 @@ async fn summarise_where(f: Fixture, malformed: Arc<super::labels::MalformedLabe
         ..Default::default()
     };
     let profile = spec.resolve("test", &std::env::temp_dir());
-    let ctx: SessionContext = session(&profile, &reference, malformed.clone()).unwrap();
+    let ctx: SessionContext = session(&profile, &reference, malformed).unwrap();
     let tables = [
         (ReportType::PodUsage, pod_batch(&f.lines)),
         (ReportType::StorageUsage, storage_batch(&f.storage)),
@@ -342,6 +342,12 @@ async fn summarise_where(f: Fixture, malformed: Arc<super::labels::MalformedLabe
         let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
         ctx.register_table(report.table_name(), Arc::new(table)).unwrap();
     }
+    ctx
+}
+
+/// Every row of the summary of `f` that satisfies `filter` (SQL), in a stable order.
+async fn summarise_where(f: Fixture, malformed: Arc<super::labels::MalformedLabels>, filter: &str) -> Rows {
+    let ctx = context(&f, malformed.clone());
     let gate = LabelGate {
         malformed,
         policy: BadRows::Skip,
@@ -451,4 +457,37 @@ fn a_range_is_cut_into_passes_of_whole_days() {
     );
     assert_eq!(passes(3, 3, 4), [(day(3), day(3))]);
     assert_eq!(passes(1, 2, 1), [(day(1), day(1)), (day(2), day(2))]);
+}
+
+/// The summary's columns, in the order of the table's (`sink::ddl::COLUMNS`) without those the
+/// sink fills in for the whole unit. A misnamed alias in one section's SELECT fails here,
+/// naming the section, rather than writing a column of nulls.
+#[tokio::test]
+async fn each_section_yields_the_tables_columns_in_order() {
+    let unit_columns = [
+        "uuid",
+        "report_period_id",
+        "cluster_id",
+        "cluster_alias",
+        "source_uuid",
+    ];
+    let expected: Vec<&str> = crate::sink::ddl::COLUMNS
+        .iter()
+        .map(|(name, _, _)| *name)
+        .filter(|name| !unit_columns.contains(name))
+        .collect();
+    let f = every_section(Strings::View, 0);
+    let ctx = context(&f, Arc::default());
+    let days = DayRange::new(f.start, f.end).unwrap();
+    let (pod, storage) = super::plan(&ctx, days, true).await.unwrap();
+    let unallocated = super::unallocated::rows(&ctx, Default::default()).await.unwrap();
+    let sections = [
+        ("Pod", pod),
+        ("Storage", storage.unwrap()),
+        ("unallocated", unallocated),
+    ];
+    for (section, df) in sections {
+        let names: Vec<&str> = df.schema().fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, expected, "the {section} section's columns");
+    }
 }
