@@ -8,6 +8,7 @@
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod failpoints;
 pub mod generate;
 pub mod input;
 pub mod memory;

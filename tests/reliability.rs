@@ -297,6 +297,10 @@ async fn paused_in_copy(seed: u64) -> Paused {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs the failpoints feature (scripts/test enables it)"
+)]
 async fn a_worker_killed_mid_copy_leaves_the_previous_rows_and_a_rerun_succeeds() {
     let Paused {
         dir,
@@ -325,6 +329,10 @@ async fn a_worker_killed_mid_copy_leaves_the_previous_rows_and_a_rerun_succeeds(
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs the failpoints feature (scripts/test enables it)"
+)]
 async fn rows_another_source_writes_while_a_month_is_built_aside_are_carried_into_it() {
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), SOURCE_A, "2025-10", 3000, 25);
@@ -358,6 +366,10 @@ async fn rows_another_source_writes_while_a_month_is_built_aside_are_carried_int
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs the failpoints feature (scripts/test enables it)"
+)]
 async fn sigterm_mid_copy_rolls_back_and_exits_promptly() {
     let Paused {
         dir,
@@ -397,6 +409,10 @@ async fn sigterm_mid_copy_rolls_back_and_exits_promptly() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs the failpoints feature (scripts/test enables it)"
+)]
 async fn two_runs_of_one_unit_never_interleave_the_second_reports_the_lock() {
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), SOURCE_A, "2025-10", 3000, 23);
@@ -431,6 +447,10 @@ async fn two_runs_of_one_unit_never_interleave_the_second_reports_the_lock() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs the failpoints feature (scripts/test enables it)"
+)]
 async fn a_server_stopped_mid_run_fails_cleanly_and_the_next_run_succeeds() {
     let cluster = PrivateCluster::start();
     let dir = tempfile::tempdir().unwrap();

@@ -304,12 +304,9 @@ where
             (Box::pin(sink), buf)
         })
         .collect();
-    // Test-only failpoint: hold the open COPY for a while after its first chunk, so tests can
+    // Fault tests only: hold the open COPY for a while after its first chunk, so a test can
     // kill the process or stop the server mid-COPY.
-    let mut pause = std::env::var("COSTAGG_FAILPOINT_COPY_PAUSE_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .map(Duration::from_millis);
+    let mut pause = crate::failpoints::copy_pause();
     let (mut turn, n) = (0, outs.len());
     while let Some(batch) = batches.next().await {
         let (sink, buf) = &mut outs[turn % n];
