@@ -1,5 +1,5 @@
 -- The peer of the scale benchmark: koku's daily summary (Pod, Storage and unallocated rows, the
--- three sections of SPEC §4) written for DuckDB, over the same Parquet files costagg reads.
+-- three sections of koku's Trino SQL, as ported in src/summary/) written for DuckDB, over the same Parquet files costagg reads.
 -- `benches/scale.py` fills in the names in braces and materialises the result as a table, so
 -- DuckDB does all the work costagg does before its write. Labels follow koku: parse to a map,
 -- keep the enabled keys, map_concat with later maps winning; entries are sorted so equal maps

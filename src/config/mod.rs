@@ -87,7 +87,8 @@ pub struct S3Config {
     pub ca_file: Option<PathBuf>,
 }
 
-/// The policy for malformed rows (SPEC §5: skip and report by default).
+/// The policy for malformed rows: skip and report them (the default, as koku drops such rows
+/// at ingest), or fail the unit.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum BadRows {

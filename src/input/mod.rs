@@ -78,7 +78,7 @@ const POD_USAGE_COLUMNS: &[Column] = &[
 ];
 
 /// `csi_volume_handle` is optional: operators before its introduction do not write it, and a
-/// missing optional column counts as all-null (SPEC §2).
+/// missing optional column counts as all-null, as koku's Trino schema gives it.
 const STORAGE_USAGE_COLUMNS: &[Column] = &[
     req("interval_start", Kind::Timestamp),
     req("namespace", Kind::Text),

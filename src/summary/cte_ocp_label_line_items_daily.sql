@@ -1,3 +1,5 @@
+-- Ported from koku@768be82535f8e75523d966b4797e954ad054b52f (2026-08-19),
+-- koku/masu/database/trino_sql/openshift/reporting_ocpusagelineitem_daily_summary.sql.
 -- koku's two label CTEs of `trino_sql/openshift/reporting_ocpusagelineitem_daily_summary.sql`,
 -- as views that the Pod and Storage sections both join (koku's SQL shares them between its
 -- Pod and Storage SELECTs the same way). `{{start}}`/`{{end}}` and `koku_date` as in the Pod section.

@@ -1,3 +1,5 @@
+-- Ported from koku@768be82535f8e75523d966b4797e954ad054b52f (2026-08-19),
+-- koku/masu/database/trino_sql/openshift/reporting_ocpusagelineitem_daily_summary.sql.
 -- costagg's port of the Pod section of koku's Trino SQL
 -- `trino_sql/openshift/reporting_ocpusagelineitem_daily_summary.sql`.
 -- CTE names and column names are koku's so the two can be read side by side.

@@ -1,3 +1,5 @@
+-- Ported from koku@768be82535f8e75523d966b4797e954ad054b52f (2026-08-19),
+-- koku/masu/database/trino_sql/openshift/reporting_ocpusagelineitem_daily_summary.sql.
 -- costagg's port of the Storage section of koku's Trino SQL
 -- `trino_sql/openshift/reporting_ocpusagelineitem_daily_summary.sql` (the part under
 -- `{% if storage_exists %}`: costagg runs it only when the unit has storage files).

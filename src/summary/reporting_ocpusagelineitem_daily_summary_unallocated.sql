@@ -1,3 +1,5 @@
+-- Ported from koku@768be82535f8e75523d966b4797e954ad054b52f (2026-08-19),
+-- koku/masu/database/trino_sql/openshift/reporting_ocpusagelineitem_daily_summary.sql.
 -- costagg's port of the UNALLOCATED CAPACITY insert of koku's Trino SQL
 -- `trino_sql/openshift/reporting_ocpusagelineitem_daily_summary.sql`.
 -- koku reads back the Pod rows it has just written (`reporting_ocpusagelineitem_daily_summary AS
