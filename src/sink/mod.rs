@@ -166,6 +166,12 @@ pub const SWAP_MIN_INPUT_ROWS: u64 = 500_000;
 /// Replaces the unit's rows from `first_day` to the unit's end date with `batches`, in one
 /// transaction. On any error the transaction is rolled back and the previous rows stay.
 ///
+/// The contract with the stream: `batches` is drained to its end before the commit, so an
+/// `Err` item anywhere in it — a failing pass, or the summary's malformed-label gate, which
+/// comes last — aborts the unit with nothing committed. (Both paths below enforce it: the
+/// COPY loop of `copy_batches` returns on the first `Err`, and `swap::replace` commits only
+/// after it.) A sink that committed per pass would break `input.bad_rows: fail`.
+///
 /// Row by row: delete the unit's rows, COPY the new ones into the table. When the table is
 /// costagg's own and the month's partition holds only rows this run replaces, the month is
 /// built aside and swapped in instead (`swap`), which spares PostgreSQL the per-row index work.

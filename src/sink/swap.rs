@@ -154,8 +154,9 @@ impl SwapWrite<'_> {
 }
 
 /// Builds the month in a stage table on `helpers` (one COPY and a share of the indexes each),
-/// then swaps it in with `tx` and commits. On error the stage is dropped when a helper can
-/// still reach the server, and `tx` rolls back when dropped.
+/// then swaps it in with `tx` and commits — only once `batches` has ended without an `Err`
+/// (`replace_unit`'s contract). On error the stage is dropped when a helper can still reach
+/// the server, and `tx` rolls back when dropped.
 pub(super) async fn replace<S>(
     tx: Transaction<'_>,
     helpers: &[Client],
