@@ -55,8 +55,10 @@ async fn bad_files_fail_the_unit_naming_file_and_column_and_leave_the_rows() {
         .unwrap_err();
     assert_eq!(e.exit_code(), 3);
     let text = e.to_string();
+    // The file's frame is checked before the Parquet reader sees it: half a file lacks the
+    // trailing magic bytes.
     assert!(
-        text.contains("cut.parquet") && text.contains("not a readable Parquet file"),
+        text.contains("cut.parquet: not a Parquet file: it does not end with Parquet's magic bytes PAR1"),
         "{text}"
     );
     assert_eq!(dump(&connect(&url).await, SOURCE_A).await, before);

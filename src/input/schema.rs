@@ -10,7 +10,7 @@ use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::prelude::SessionContext;
 use datafusion::prelude::{Expr, col};
 use futures::StreamExt;
-use object_store::ObjectMeta;
+use object_store::{ObjectMeta, ObjectStoreExt};
 use parquet::arrow::parquet_to_arrow_schema;
 
 use crate::config::Strings;
@@ -80,17 +80,7 @@ pub struct Checked {
 /// Reads each file's footer (eight at a time) and checks its columns.
 pub async fn check_files(store: &InputStore, report: ReportType, files: &[ObjectMeta]) -> Checked {
     let footers: Vec<_> = futures::stream::iter(files)
-        .map(|meta| async move {
-            let footer = DFParquetMetadata::new(store.store.as_ref(), meta)
-                .fetch_metadata()
-                .await;
-            let schema = footer.and_then(|m| {
-                let file = m.file_metadata();
-                let schema = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())?;
-                Ok((file.num_rows(), schema))
-            });
-            (meta, schema)
-        })
+        .map(|meta| async move { (meta, read_footer(store, meta).await) })
         .buffered(8)
         .collect()
         .await;
@@ -106,13 +96,74 @@ pub async fn check_files(store: &InputStore, report: ReportType, files: &[Object
                     checked.text_timestamps |= is_text(f.data_type());
                 }
             }
-            Err(e) => checked.problems.push(Error::InputUnreadable {
-                file,
-                problem: format!("not a readable Parquet file ({e})"),
-            }),
+            Err(problem) => checked.problems.push(Error::InputUnreadable { file, problem }),
         }
     }
     checked
+}
+
+/// The file's row count and Arrow schema from its footer, or why it cannot be read. The
+/// footer's frame is checked before the Parquet reader sees it (a file that is too short, lacks
+/// the magic bytes or claims a footer larger than itself made the reader panic), and a panic of
+/// the reader on a footer that passes is caught here as a last resort: a bad file is an input
+/// problem naming the file, never a crash.
+async fn read_footer(store: &InputStore, meta: &ObjectMeta) -> std::result::Result<(i64, Schema), String> {
+    use futures::FutureExt;
+    check_frame(store, meta).await?;
+    let read = async {
+        let footer = DFParquetMetadata::new(store.store.as_ref(), meta)
+            .fetch_metadata()
+            .await?;
+        let file = footer.file_metadata();
+        let schema = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())?;
+        Ok::<_, datafusion::error::DataFusionError>((file.num_rows(), schema))
+    };
+    match std::panic::AssertUnwindSafe(read).catch_unwind().await {
+        Ok(Ok(footer)) => Ok(footer),
+        Ok(Err(e)) => Err(format!("not a readable Parquet file ({e})")),
+        Err(panic) => Err(format!(
+            "not a readable Parquet file (the Parquet reader failed on its footer: {})",
+            panic_text(&panic)
+        )),
+    }
+}
+
+/// Parquet's frame: `PAR1`, the data, the footer, the footer's length (4 bytes, little
+/// endian), `PAR1`.
+async fn check_frame(store: &InputStore, meta: &ObjectMeta) -> std::result::Result<(), String> {
+    const FRAME_BYTES: u64 = 12;
+    if meta.size < FRAME_BYTES {
+        return Err(format!(
+            "not a Parquet file: {} bytes, fewer than Parquet's {FRAME_BYTES}-byte frame",
+            meta.size
+        ));
+    }
+    let tail = store
+        .store
+        .get_range(&meta.location, meta.size - 8..meta.size)
+        .await
+        .map_err(|e| format!("cannot read its footer ({e})"))?;
+    if tail.len() != 8 || &tail[4..] != b"PAR1" {
+        return Err("not a Parquet file: it does not end with Parquet's magic bytes PAR1".into());
+    }
+    let footer_bytes = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if footer_bytes + FRAME_BYTES > meta.size {
+        return Err(format!(
+            "a truncated or corrupt Parquet file: its footer claims {footer_bytes} bytes, more than \
+             its {} bytes hold",
+            meta.size
+        ));
+    }
+    Ok(())
+}
+
+/// A caught panic's message.
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 /// Registers the checked files of a report type as the table the summary SQL reads, in the
@@ -194,6 +245,62 @@ pub async fn count_unparsable_timestamps(ctx: &SessionContext, report: ReportTyp
 mod tests {
     use super::*;
     use datafusion::arrow::datatypes::{Field, TimeUnit};
+
+    /// Files that made the Parquet reader panic or that are not Parquet at all: each is a
+    /// problem naming the file, and checking them never panics.
+    #[tokio::test]
+    async fn broken_footers_are_input_problems_naming_the_file_never_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let footer_claiming = |bytes: u32| {
+            let mut f = b"PAR1".to_vec();
+            f.extend([7u8; 100]);
+            f.extend(bytes.to_le_bytes());
+            f.extend(b"PAR1");
+            f
+        };
+        let cases: [(&str, Vec<u8>, &str); 5] = [
+            (
+                "magic_only.parquet",
+                b"PAR1PAR1".to_vec(),
+                "fewer than Parquet's 12-byte frame",
+            ),
+            ("empty.parquet", vec![], "fewer than Parquet's 12-byte frame"),
+            (
+                "two_gib.parquet",
+                footer_claiming(1 << 31),
+                "its footer claims 2147483648 bytes",
+            ),
+            (
+                "not_parquet.parquet",
+                b"namespace,pod\nshop,cart-1\n".to_vec(),
+                "magic bytes PAR1",
+            ),
+            // A frame that holds, around a footer of garbage: the reader's own error (or a
+            // panic it raised, caught).
+            (
+                "garbage_footer.parquet",
+                footer_claiming(50),
+                "not a readable Parquet file",
+            ),
+        ];
+        for (name, bytes, _) in &cases {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let store = InputStore::open(dir.path().to_str().unwrap(), &Default::default()).unwrap();
+        let files = store.list(&store.location("")).await.unwrap();
+        let checked = check_files(&store, ReportType::PodUsage, &files).await;
+        assert_eq!(checked.problems.len(), cases.len(), "{:?}", checked.problems);
+        for (name, _, expected) in cases {
+            let found = checked
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .find(|p| p.contains(name));
+            let found = found.unwrap_or_else(|| panic!("no problem names {name}"));
+            assert!(found.contains(expected), "{found}");
+            assert!(found.starts_with("cannot read "), "{found}");
+        }
+    }
 
     #[test]
     fn a_missing_required_column_and_a_bad_type_are_both_named() {

@@ -18,10 +18,8 @@ use datafusion::logical_expr::{
 /// trailing zone name (Go's `2006-01-02 15:04:05 -0700 MST`, which koku's CSVs carry).
 pub fn parse_utc(text: &str) -> Option<NaiveDateTime> {
     let text = text.trim();
-    if text.len() < 19 {
-        return None;
-    }
-    let (head, rest) = text.split_at(19);
+    // By byte: a multi-byte character across byte 19 is simply not a timestamp.
+    let (head, rest) = (text.get(..19)?, text.get(19..)?);
     let wall = NaiveDateTime::parse_from_str(&head.replacen('T', " ", 1), "%Y-%m-%d %H:%M:%S").ok()?;
     let mut rest = rest;
     let mut fraction = TimeDelta::zero();
@@ -129,6 +127,11 @@ mod tests {
             "2025-10-01",
             "2025-13-01 00:00:00",
             "2025-10-01 00:00:00 +0000 UTC x",
+            // Multi-byte characters where the wall clock ends, or in the offset.
+            "2025-10-01 00:00:0é",
+            "2025-10-01 00:00:00é",
+            "€€€€€€€€€€",
+            "2025-10-01 00:00:00 +0€:00",
         ] {
             assert_eq!(utc(bad), "none", "{bad}");
         }
