@@ -217,16 +217,30 @@ impl ReferenceConfig {
     }
 }
 
-/// A connection URL with its password replaced, for logs and `Debug`.
+/// A connection URL with its password replaced, for logs, errors and `Debug`: the password of
+/// the user info, and a `password=` query parameter (libpq takes either).
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("****"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparsable url>".into(),
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "<unparsable url>".into();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("****"));
     }
+    if u.query_pairs().any(|(key, _)| key == "password") {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if key == "password" {
+                    "****".into()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(&pairs);
+    }
+    u.to_string()
 }
 
 /// The flags that override config keys (`run` and `check` share them).
@@ -533,6 +547,14 @@ mod tests {
         let text = format!("{c:?}");
         assert!(!text.contains("s3cret"), "{text}");
         assert!(text.contains("****"));
+        let in_query = redact_url("postgres://h/db?user=u&password=s3cret&sslmode=require");
+        assert_eq!(in_query, "postgres://h/db?user=u&password=****&sslmode=require");
+        let bad_mode = crate::sink::tls::settings("postgres://h/db?password=s3cret&sslmode=bogus");
+        let text = bad_mode.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text.contains("sslmode `bogus`") && !text.contains("s3cret"),
+            "{text}"
+        );
     }
 
     #[test]
