@@ -1,14 +1,21 @@
 //! End to end: the built binary, as a user runs it.
 
+use std::path::Path;
 use std::process::Command;
 
-use crate::harness::*;
+use crate::support::*;
 
-fn costagg() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_costagg"));
-    c.env_remove("DATABASE_URL")
-        .env("COSTAGG_LOG_FORMAT", "text")
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
+/// The built binary (see `support::costagg`), logging as text.
+fn costagg_text() -> Command {
+    let mut c = costagg();
+    c.env("COSTAGG_LOG_FORMAT", "text");
+    c
+}
+
+/// `costagg run` of `SOURCE_A`'s October 2025 from `input`, logging as text.
+fn run_from(input: &Path) -> Command {
+    let mut c = costagg_run_october(SOURCE_A, input);
+    c.env("COSTAGG_LOG_FORMAT", "text");
     c
 }
 
@@ -16,7 +23,7 @@ fn costagg() -> Command {
 async fn generate_then_run_writes_the_month_into_postgresql() {
     let url = fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
-    let out = costagg()
+    let out = costagg_text()
         .args([
             "generate", "--rows", "5000", "--month", "2025-10", "--org", ORG, "--source", SOURCE_A, "--out",
         ])
@@ -25,20 +32,8 @@ async fn generate_then_run_writes_the_month_into_postgresql() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report_path = dir.path().join("report.json");
-    let out = costagg()
-        .args([
-            "run",
-            "--org",
-            ORG,
-            "--source",
-            SOURCE_A,
-            "--month",
-            "2025-10",
-            "--cluster-id",
-            "c1",
-            "--input",
-        ])
-        .arg(dir.path())
+    let out = run_from(dir.path())
+        .args(["--cluster-id", "c1"])
         .arg("--report")
         .arg(&report_path)
         .env("DATABASE_URL", &url)
@@ -79,7 +74,7 @@ async fn generate_then_run_writes_the_month_into_postgresql() {
 /// Generated sample data for `SOURCE_A`, October 2025, in a new folder.
 fn sample(rows: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let out = costagg()
+    let out = costagg_text()
         .args([
             "generate", "--rows", rows, "--month", "2025-10", "--org", ORG, "--source", SOURCE_A, "--out",
         ])
@@ -90,33 +85,17 @@ fn sample(rows: &str) -> tempfile::TempDir {
     dir
 }
 
-fn run_args(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
-    let mut args: Vec<std::ffi::OsString> = [
-        "run", "--org", ORG, "--source", SOURCE_A, "--month", "2025-10", "--input",
-    ]
-    .iter()
-    .map(Into::into)
-    .collect();
-    args.push(dir.into());
-    args
-}
-
 #[tokio::test]
 async fn a_dry_run_prints_a_preview_and_leaves_the_database_untouched() {
     let url = fresh_database().await;
     let dir = sample("3000");
-    let out = costagg()
-        .args(run_args(dir.path()))
-        .env("DATABASE_URL", &url)
-        .output()
-        .unwrap();
+    let out = run_from(dir.path()).env("DATABASE_URL", &url).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let client = connect(&url).await;
     let before = dump(&client, SOURCE_A).await;
 
     // With more keys enabled, a write would change every labelled row.
-    let out = costagg()
-        .args(run_args(dir.path()))
+    let out = run_from(dir.path())
         .args(["--dry-run", "--preview-rows", "5"])
         .env("DATABASE_URL", &url)
         .env("COSTAGG_REFERENCE__ENABLED_TAG_KEYS", "[app, version, tier]")
@@ -147,8 +126,7 @@ async fn a_dry_run_prints_a_preview_and_leaves_the_database_untouched() {
 fn json_log_lines_parse_as_json_and_the_last_one_is_the_report() {
     let dir = sample("2000");
     // A dry run without a database: reference data from the config.
-    let out = costagg()
-        .args(run_args(dir.path()))
+    let out = run_from(dir.path())
         .arg("--dry-run")
         .env("COSTAGG_LOG_FORMAT", "json")
         // Any resident memory passes a millionth of the limit: the watch must warn.
@@ -193,7 +171,7 @@ async fn check_passes_on_a_good_setup_and_lists_the_units_with_the_password_mask
     let dir = sample("1000");
     let mut with_password = url::Url::parse(&url).unwrap();
     with_password.set_password(Some("hunter2-secret")).unwrap();
-    let out = costagg()
+    let out = costagg_text()
         .args(["check", "--schema", ORG, "--input"])
         .arg(dir.path())
         .env("DATABASE_URL", with_password.as_str())
@@ -231,7 +209,7 @@ fn check_fails_with_the_code_and_reason_of_what_is_wrong() {
     let bad_config = dir.path().join("bad.yaml");
     std::fs::write(&bad_config, "database:\n  lock_timeout: 5\n").unwrap();
     let check = |extra: &[&str], url: &str| {
-        let out = costagg()
+        let out = costagg_text()
             .arg("check")
             .args(extra)
             .arg("--input")
@@ -262,7 +240,7 @@ fn check_fails_with_the_code_and_reason_of_what_is_wrong() {
         "{stdout}"
     );
     // A missing input folder.
-    let out = costagg()
+    let out = costagg_text()
         .args(["check", "--input", "/nonexistent/costagg"])
         .env("DATABASE_URL", "postgres://x@127.0.0.1:1/x")
         .output()
@@ -277,11 +255,7 @@ fn check_fails_with_the_code_and_reason_of_what_is_wrong() {
 #[test]
 fn explain_prints_the_plans_without_running() {
     let dir = sample("1000");
-    let out = costagg()
-        .args(run_args(dir.path()))
-        .arg("--explain")
-        .output()
-        .unwrap();
+    let out = run_from(dir.path()).arg("--explain").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
@@ -292,11 +266,7 @@ fn explain_prints_the_plans_without_running() {
 
     // --explain=analyze runs the sections and shows each operator's metrics: the pod usage scan
     // reads all 1000 rows (DataFusion prints them as `1.00 K`).
-    let out = costagg()
-        .args(run_args(dir.path()))
-        .arg("--explain=analyze")
-        .output()
-        .unwrap();
+    let out = run_from(dir.path()).arg("--explain=analyze").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("Plan with Metrics"), "{stdout}");
@@ -311,11 +281,7 @@ fn explain_prints_the_plans_without_running() {
 #[test]
 fn a_missing_input_folder_exits_3_and_names_the_path_searched() {
     let dir = tempfile::tempdir().unwrap();
-    let out = costagg()
-        .args([
-            "run", "--org", ORG, "--source", SOURCE_A, "--month", "2025-10", "--input",
-        ])
-        .arg(dir.path())
+    let out = run_from(dir.path())
         .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
         .output()
         .unwrap();
@@ -329,7 +295,7 @@ fn a_missing_input_folder_exits_3_and_names_the_path_searched() {
 
 #[test]
 fn a_bad_month_is_a_usage_error() {
-    let out = costagg()
+    let out = costagg_text()
         .args([
             "run", "--org", ORG, "--source", SOURCE_A, "--month", "2025-13", "--input", "/tmp",
         ])
@@ -346,8 +312,7 @@ fn a_bad_month_is_a_usage_error() {
 async fn a_report_that_cannot_be_written_after_the_commit_exits_6_and_keeps_the_rows() {
     let url = fresh_database().await;
     let dir = sample("2000");
-    let out = costagg()
-        .args(run_args(dir.path()))
+    let out = run_from(dir.path())
         .args(["--report", "/nonexistent-costagg-folder/report.json"])
         .env("DATABASE_URL", &url)
         .output()
@@ -370,7 +335,7 @@ async fn a_report_that_cannot_be_written_after_the_commit_exits_6_and_keeps_the_
         .unwrap()
         .get(0);
     assert!(rows > 0);
-    let help = costagg().arg("--help").output().unwrap();
+    let help = costagg_text().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(
         help.contains("6  local resource: a local file, the engine's memory"),
@@ -383,10 +348,7 @@ fn a_config_file_with_several_problems_lists_each_with_its_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("costagg.yaml");
     std::fs::write(&config, "profile: huge\ndatabase:\n  connect_attempts: 0\n").unwrap();
-    let out = costagg()
-        .args([
-            "run", "--org", ORG, "--source", SOURCE_A, "--month", "2025-10", "--input", "/tmp",
-        ])
+    let out = run_from(Path::new("/tmp"))
         .arg("--config")
         .arg(&config)
         .output()

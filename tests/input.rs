@@ -1,5 +1,6 @@
-//! Input tolerance (SPEC §2): files of one report type in differing physical types are read as
-//! one table and summarised alike.
+//! Input tolerance: files of one report type in differing physical types (nanosecond or zoned
+//! timestamps, timestamps as koku's text, integer quantities, large strings) are read as one
+//! table and summarised alike.
 
 use std::sync::Arc;
 

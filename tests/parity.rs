@@ -1,6 +1,8 @@
 //! koku parity on a generated month with all four report types: totals that the test works out
-//! from the Parquet files itself, in plain loops following SPEC §4, against what costagg wrote
-//! to PostgreSQL; and koku's reference tables (report period, node roles) read from the schema.
+//! from the Parquet files itself, in plain loops following koku's summary rules (Pod usage,
+//! unallocated node capacity, Storage split across the nodes a claim's pod ran on; the README's
+//! "How the summary follows koku"), against what costagg wrote to PostgreSQL; and koku's
+//! reference tables (report period, node roles) read from the schema.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -13,7 +15,7 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Float64Type, TimestampMillisecondType};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::harness::*;
+use crate::support::*;
 
 const DAY_MS: i64 = 86_400_000;
 const GIB: f64 = 1_073_741_824.0;

@@ -1,5 +1,6 @@
-//! Reliability (issue 5): bad input, database faults, concurrent runs and signals, each
-//! provoked for real; after each, the unit's previous rows are byte-for-byte what they were.
+//! Reliability, the failures the README's "Failure modes" lists: bad input, database faults,
+//! concurrent runs and signals, each provoked for real; after each, the unit's previous rows
+//! are byte-for-byte what they were.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -7,13 +8,12 @@ use std::time::{Duration, Instant};
 use costagg::config::BadRows;
 use costagg::error::Error;
 
-use crate::harness::*;
-use crate::write::{HandRow, write_pod_file, write_pod_file_as};
+use crate::support::*;
 
 /// A day of one pod on node n1: 1 core-hour per hour.
-fn day_one() -> Vec<HandRow> {
+fn day_one() -> Vec<PodRow> {
     (0..24)
-        .map(|h| (h, "ns", "n1", r#"{"app":"web"}"#, 3600.0, 0.0))
+        .map(|h| PodRow::new(h, "ns", "n1", r#"{"app":"web"}"#).cpu_core_seconds(3600.0))
         .collect()
 }
 
@@ -24,7 +24,7 @@ fn fail_on_bad_rows() -> costagg::config::Config {
 }
 
 /// A database holding the unit's rows from a good first run, and their dump.
-async fn with_previous_rows(root: &std::path::Path) -> (String, Vec<String>) {
+async fn with_previous_rows(root: &std::path::Path) -> (TestDb, Vec<String>) {
     let url = fresh_database().await;
     write_pod_file(root, SOURCE_A, &day_one());
     run_october(root, &url, config_with_keys(&["app"])).await.unwrap();
@@ -135,15 +135,15 @@ async fn malformed_rows_fail_the_unit_when_asked_and_leave_the_rows() {
         dir.path(),
         SOURCE_A,
         "september.parquet",
-        &[(-24, "ns", "n1", "{}", 3600.0, 0.0)],
+        &[PodRow::new(-24, "ns", "n1", "{}").cpu_core_seconds(3600.0)],
     );
     write_pod_file_as(
         dir.path(),
         SOURCE_A,
         "bad.parquet",
         &[
-            (5, "ns", "n1", "{}", -3600.0, 0.0),
-            (6, "ns", "n1", "{}", f64::NAN, 0.0),
+            PodRow::new(5, "ns", "n1", "{}").cpu_core_seconds(-3600.0),
+            PodRow::new(6, "ns", "n1", "{}").cpu_core_seconds(f64::NAN),
         ],
     );
     let e = run_october(dir.path(), &url, fail_on_bad_rows())
@@ -185,7 +185,7 @@ async fn malformed_rows_fail_the_unit_when_asked_and_leave_the_rows() {
         dir.path(),
         SOURCE_A,
         "labels.parquet",
-        &[(7, "ns", "n1", "{app: web", 60.0, 0.0)],
+        &[PodRow::new(7, "ns", "n1", "{app: web").cpu_core_seconds(60.0)],
     );
     let e = run_october(dir.path(), &url, fail_on_bad_rows())
         .await
@@ -217,18 +217,13 @@ fn costagg_run(root: &std::path::Path, url: &str) -> Command {
     costagg_run_source(root, url, SOURCE_A)
 }
 
+/// [`costagg_run`] for another source; its output piped, for [`finish`] to collect.
 fn costagg_run_source(root: &std::path::Path, url: &str, source: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_costagg"));
-    c.args([
-        "run", "--org", ORG, "--source", source, "--month", "2025-10", "--input",
-    ])
-    .arg(root)
-    .env("DATABASE_URL", url)
-    .env("COSTAGG_LOG_FORMAT", "json")
-    .env_remove("COSTAGG_FAILPOINT_COPY_PAUSE_MS")
-    .current_dir(env!("CARGO_MANIFEST_DIR"))
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut c = costagg_run_october(source, root);
+    c.env("DATABASE_URL", url)
+        .env("COSTAGG_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     c
 }
 
@@ -266,7 +261,7 @@ fn finish(child: Child) -> (Option<i32>, String) {
 /// held inside its COPY by the failpoint.
 struct Paused {
     dir: tempfile::TempDir,
-    url: String,
+    url: TestDb,
     client: tokio_postgres::Client,
     before: Vec<String>,
     child: Child,

@@ -4,17 +4,13 @@
 
 use std::process::Command;
 
-use crate::harness::*;
+use crate::support::*;
 
-fn costagg(input: &str, url: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_costagg"));
-    c.args([
-        "run", "--org", ORG, "--source", SOURCE_A, "--month", "2025-10", "--input", input,
-    ])
-    .env("DATABASE_URL", url)
-    .env("COSTAGG_LOG_FORMAT", "text")
-    .env_remove("AWS_ENDPOINT_URL")
-    .current_dir(env!("CARGO_MANIFEST_DIR"));
+/// `costagg run` of `SOURCE_A`'s October 2025 from `input` (a folder or an `s3://` URL) into
+/// `url`, logging as text.
+fn run_from(input: &str, url: &str) -> Command {
+    let mut c = costagg_run_october(SOURCE_A, input);
+    c.env("DATABASE_URL", url).env("COSTAGG_LOG_FORMAT", "text");
     c
 }
 
@@ -36,14 +32,14 @@ async fn a_unit_read_from_s3_gives_the_rows_the_same_files_give_from_a_folder() 
     let input = format!("s3://{}/cost-management", s3.bucket);
 
     let from_s3 = fresh_database().await;
-    let mut c = costagg(&input, &from_s3);
+    let mut c = run_from(&input, &from_s3);
     s3.env(&mut c, &s3.key_id, &s3.secret);
     let (code, _, stderr) = outcome(c);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("pod_usage: 3000 rows in 62 files"), "{stderr}");
 
     let from_folder = fresh_database().await;
-    let (code, _, stderr) = outcome(costagg(dir.path().to_str().unwrap(), &from_folder));
+    let (code, _, stderr) = outcome(run_from(dir.path().to_str().unwrap(), &from_folder));
     assert_eq!(code, Some(0), "{stderr}");
     let (a, b) = (
         dump(&connect(&from_s3).await, SOURCE_A).await,
@@ -53,10 +49,8 @@ async fn a_unit_read_from_s3_gives_the_rows_the_same_files_give_from_a_folder() 
     assert_same_rows(&a, &b);
 
     // check sees the unit in the bucket.
-    let mut c = Command::new(env!("CARGO_BIN_EXE_costagg"));
-    c.args(["check", "--input", &input])
-        .env("DATABASE_URL", &from_s3)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    let mut c = costagg();
+    c.args(["check", "--input", &input]).env("DATABASE_URL", &from_s3);
     s3.env(&mut c, &s3.key_id, &s3.secret);
     let (code, stdout, _) = outcome(c);
     assert_eq!(code, Some(0), "{stdout}");
@@ -75,7 +69,7 @@ async fn a_wrong_key_a_missing_bucket_and_an_empty_prefix_each_fail_clearly() {
     let url = "postgres://nobody@127.0.0.1:1/none";
 
     // A key the server does not know: a config problem (2), naming the bucket and the fix.
-    let mut c = costagg(&format!("s3://{}/cost-management", s3.bucket), url);
+    let mut c = run_from(&format!("s3://{}/cost-management", s3.bucket), url);
     s3.env(&mut c, "AKIAWRONGWRONGWRONG0", "not-the-secret");
     let (code, _, stderr) = outcome(c);
     assert_eq!(code, Some(2), "{stderr}");
@@ -86,7 +80,7 @@ async fn a_wrong_key_a_missing_bucket_and_an_empty_prefix_each_fail_clearly() {
     assert!(!stderr.contains("not-the-secret"), "{stderr}");
 
     // A bucket that does not exist: bad input (3), naming it.
-    let mut c = costagg("s3://no-such-bucket/cost-management", url);
+    let mut c = run_from("s3://no-such-bucket/cost-management", url);
     s3.env(&mut c, &s3.key_id, &s3.secret);
     let (code, _, stderr) = outcome(c);
     assert_eq!(code, Some(3), "{stderr}");
@@ -96,7 +90,7 @@ async fn a_wrong_key_a_missing_bucket_and_an_empty_prefix_each_fail_clearly() {
     );
 
     // A prefix with nothing under it: no input (3), naming the path searched.
-    let mut c = costagg(&format!("s3://{}/elsewhere", s3.bucket), url);
+    let mut c = run_from(&format!("s3://{}/elsewhere", s3.bucket), url);
     s3.env(&mut c, &s3.key_id, &s3.secret);
     let (code, _, stderr) = outcome(c);
     assert_eq!(code, Some(3), "{stderr}");

@@ -1,10 +1,11 @@
 //! The one integration-test binary: a real PostgreSQL, real Parquet files, the built binary.
+//! What the test modules share is in `support/`.
 
 mod e2e;
-mod harness;
 mod input;
 mod layout;
 mod parity;
 mod reliability;
 mod s3;
+mod support;
 mod write;

@@ -1,13 +1,9 @@
 //! Integration tests against a real PostgreSQL: table creation, idempotent replacement,
 //! untouched neighbours, an existing koku table, exact numbers.
 
-use std::sync::Arc;
-
 use costagg::reference::CostCategoryPattern;
-use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
-use crate::harness::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn the_table_is_created_with_kokus_types_and_a_month_partition() {
@@ -318,7 +314,11 @@ async fn a_month_holding_rows_the_run_keeps_is_written_row_by_row_even_under_swa
     // The run's own source on days before its input starts (day 3): kept, row by row.
     let partition = october_partition(&client).await;
     let partial = tempfile::tempdir().unwrap();
-    write_pod_file(partial.path(), SOURCE_A, &[(48, "ns", "n1", "{}", 3600.0, 0.0)]);
+    write_pod_file(
+        partial.path(),
+        SOURCE_A,
+        &[PodRow::new(48, "ns", "n1", "{}").cpu_core_seconds(3600.0)],
+    );
     run_october(partial.path(), &url, config).await.unwrap();
     assert_eq!(october_partition(&client).await, partition);
     let before: i64 = client
@@ -450,73 +450,6 @@ async fn an_existing_koku_table_is_written_into_without_being_altered() {
     assert_eq!(row.get::<_, i64>(5), 0);
 }
 
-/// Writes a hand-made pod usage file for one unit.
-/// (hour of October, namespace, node, pod labels, cpu core-seconds, memory byte-seconds).
-pub(crate) type HandRow = (i64, &'static str, &'static str, &'static str, f64, f64);
-
-pub(crate) fn write_pod_file(root: &std::path::Path, source: &str, rows: &[HandRow]) {
-    write_pod_file_as(root, source, "hand.parquet", rows);
-}
-
-/// `write_pod_file` under another file name, to put several files in the month's folder.
-pub(crate) fn write_pod_file_as(root: &std::path::Path, source: &str, name: &str, rows: &[HandRow]) {
-    let dir = folder(
-        root,
-        &unit(source, "2025-10"),
-        costagg::input::ReportType::PodUsage,
-    );
-    std::fs::create_dir_all(&dir).unwrap();
-    let text = |name: &str| Field::new(name, DataType::Utf8, true);
-    let num = |name: &str| Field::new(name, DataType::Float64, true);
-    let mut fields = vec![
-        Field::new(
-            "interval_start",
-            DataType::Timestamp(TimeUnit::Millisecond, None),
-            true,
-        ),
-        text("namespace"),
-        text("pod"),
-        text("node"),
-        text("resource_id"),
-        text("pod_labels"),
-    ];
-    fields.extend(
-        costagg::input::ReportType::PodUsage
-            .required_quantities()
-            .map(num),
-    );
-    let schema = Arc::new(Schema::new(fields));
-    const OCT_1_MS: i64 = 1_759_276_800_000;
-    let s = |f: fn(&HandRow) -> &'static str| {
-        Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as ArrayRef
-    };
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(TimestampMillisecondArray::from_iter_values(
-            rows.iter().map(|r| OCT_1_MS + r.0 * 3_600_000),
-        )),
-        s(|r| r.1),
-        s(|_| "pod-1"),
-        s(|r| r.2),
-        s(|_| "i-1"),
-        s(|r| r.3),
-    ];
-    for q in costagg::input::ReportType::PodUsage.required_quantities() {
-        let values = rows.iter().map(|r| match q {
-            "pod_usage_cpu_core_seconds" => r.4,
-            "pod_usage_memory_byte_seconds" => r.5,
-            "node_capacity_cpu_cores" => 4.0,
-            "node_capacity_cpu_core_seconds" => 4.0 * 3600.0,
-            _ => 0.0,
-        });
-        columns.push(Arc::new(Float64Array::from_iter_values(values)));
-    }
-    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let file = std::fs::File::create(dir.join(name)).unwrap();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
-}
-
 #[tokio::test]
 async fn quantities_arrive_in_postgresql_as_exact_decimals() {
     let url = fresh_database().await;
@@ -526,24 +459,14 @@ async fn quantities_arrive_in_postgresql_as_exact_decimals() {
         SOURCE_A,
         &[
             // Day 3, hours 48 and 49: 1 + 0.5 core-hours; 1.5 GiB-hours of memory.
-            (
-                48,
-                "openshift-monitoring",
-                "n1",
-                r#"{"app":"web","tier":"x"}"#,
-                3600.0,
-                1_073_741_824.0 * 3600.0,
-            ),
-            (
-                49,
-                "openshift-monitoring",
-                "n1",
-                r#"{"app": "web"}"#,
-                1800.0,
-                536_870_912.0 * 3600.0,
-            ),
+            PodRow::new(48, "openshift-monitoring", "n1", r#"{"app":"web","tier":"x"}"#)
+                .cpu_core_seconds(3600.0)
+                .memory_byte_seconds(1_073_741_824.0 * 3600.0),
+            PodRow::new(49, "openshift-monitoring", "n1", r#"{"app": "web"}"#)
+                .cpu_core_seconds(1800.0)
+                .memory_byte_seconds(536_870_912.0 * 3600.0),
             // 0.1 core-hours: the decimal 0.1, not 0.1000000000000000055511151231257827.
-            (50, "payments", "n1", "", 360.0, 0.0),
+            PodRow::new(50, "payments", "n1", "").cpu_core_seconds(360.0),
         ],
     );
     let mut config = config_with_keys(&["app"]);
@@ -594,7 +517,11 @@ async fn a_partial_upload_never_wipes_the_days_before_it() {
     run_october(full.path(), &url, config.clone()).await.unwrap();
     // A later upload holds only day 3 onwards of one hand-made file.
     let partial = tempfile::tempdir().unwrap();
-    write_pod_file(partial.path(), SOURCE_A, &[(48, "ns", "n1", "{}", 3600.0, 0.0)]);
+    write_pod_file(
+        partial.path(),
+        SOURCE_A,
+        &[PodRow::new(48, "ns", "n1", "{}").cpu_core_seconds(3600.0)],
+    );
     run_october(partial.path(), &url, config).await.unwrap();
     let client = connect(&url).await;
     let row = client
