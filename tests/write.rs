@@ -651,3 +651,55 @@ async fn an_existing_table_without_kokus_layout_is_a_non_retryable_error_naming_
     assert!(e.to_string().contains("column all_labels is missing"), "{e}");
     assert_eq!(table_definition(&client).await, before);
 }
+
+/// A fleet starting on a month: eight units of eight sources at once into an existing, empty
+/// month of costagg's table, each allowed to swap. One swaps the month in; the others write
+/// row by row meanwhile and the swap carries their rows over. Two swaps of one month used to
+/// deadlock (seven of the eight failed with `deadlock detected`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_units_starting_at_once_on_an_empty_month_all_succeed() {
+    let url = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sources: Vec<String> = (1..=8)
+        .map(|i| format!("6f5f1c0e-0000-4000-8000-0000000001{i:02}"))
+        .collect();
+    for (i, source) in sources.iter().enumerate() {
+        generate(dir.path(), source, "2025-10", 1500, 40 + i as u64);
+    }
+    // The table and the month's partition exist, and the month is empty.
+    let mut config = config_with_keys(&["app"]);
+    run_unit(&request(
+        unit(&sources[0], "2025-10"),
+        dir.path(),
+        &url,
+        config.clone(),
+    ))
+    .await
+    .unwrap();
+    let client = connect(&url).await;
+    client
+        .batch_execute("DELETE FROM org1234567.reporting_ocpusagelineitem_daily_summary")
+        .await
+        .unwrap();
+    config.database.write_method = costagg::config::WriteMethod::Swap;
+    let requests: Vec<_> = sources
+        .iter()
+        .map(|source| request(unit(source, "2025-10"), dir.path(), &url, config.clone()))
+        .collect();
+    let reports = futures::future::join_all(requests.iter().map(run_unit)).await;
+    let mut written = std::collections::BTreeMap::new();
+    for (source, report) in sources.iter().zip(reports) {
+        let report = report.unwrap_or_else(|e| panic!("{source}: {e}"));
+        written.insert(source.clone(), report.rows_written as i64);
+    }
+    let rows = client
+        .query(
+            "SELECT source_uuid::text, count(*) FROM org1234567.reporting_ocpusagelineitem_daily_summary \
+             GROUP BY 1 ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let found: std::collections::BTreeMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(found, written, "every unit's rows, each once");
+}

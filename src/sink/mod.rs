@@ -122,6 +122,12 @@ pub fn lock_key(unit: &UnitOfWork) -> i64 {
     advisory_key(&format!("costagg/{}/{}", unit.source, unit.month_label()))
 }
 
+/// The advisory-lock key a swap holds on its month (`swap::plan`): one swap of a month at a
+/// time; other units of the month write row by row meanwhile.
+pub(crate) fn month_swap_key(unit: &UnitOfWork) -> i64 {
+    advisory_key(&format!("costagg/swap/{}/{}", unit.schema, unit.month))
+}
+
 /// The advisory-lock key that serialises creating tables and partitions in a schema.
 pub(crate) fn ddl_lock_key(schema: &str) -> i64 {
     advisory_key(&format!("costagg/ddl/{schema}"))

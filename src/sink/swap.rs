@@ -89,14 +89,33 @@ fn any_kept(partition_q: &str) -> String {
     )
 }
 
-/// Whether the unit's month can be swapped in: the table is costagg's, has a partition for
-/// exactly this month, and that partition holds no row the run keeps (another source's, or
-/// days outside the run's range). Otherwise the month is written row by row.
+/// Whether the unit's month can be swapped in: no other unit's swap holds the month, the table
+/// is costagg's, has a partition for exactly this month, and that partition holds no row the
+/// run keeps (another source's, or days outside the run's range). Otherwise the month is
+/// written row by row.
+///
+/// One swap of a month at a time: two swaps of one month deadlocked (each waits to drop the
+/// partition the other still reads, seen with eight units starting at once on an empty month).
+/// The first takes the month's advisory lock, without waiting, before it touches the partition;
+/// the others, which must not read the partition either, write row by row, and the swap carries
+/// their rows over when it swaps the month in.
 pub(super) async fn plan(
     tx: &Transaction<'_>,
     unit: &UnitOfWork,
     first_day: NaiveDate,
 ) -> Result<Option<SwapPlan>> {
+    let month_free: bool = tx
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock($1)",
+            &[&super::month_swap_key(unit)],
+        )
+        .await
+        .map_err(Error::database("lock the month for a swap"))?
+        .get(0);
+    if !month_free {
+        debug!("another run is swapping the month in; writing row by row");
+        return Ok(None);
+    }
     let row = tx
         .query_opt(
             "SELECT obj_description(c.oid, 'pg_class') = $3, p.relname::text \
