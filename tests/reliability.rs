@@ -405,6 +405,68 @@ async fn sigterm_mid_copy_rolls_back_and_exits_promptly() {
     assert_eq!(code, Some(0), "{stderr}");
 }
 
+/// A run waiting for another run's lock of the unit stops at SIGTERM at once (its wait is
+/// cancelled on the server), not when the wait ends, and records the stop.
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs the failpoints feature (scripts/test enables it)"
+)]
+async fn sigterm_while_waiting_for_the_units_lock_exits_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), SOURCE_A, "2025-10", 3000, 24);
+    let url = fresh_database().await;
+    let mut first = costagg_run(dir.path(), &url)
+        .env("COSTAGG_FAILPOINT_COPY_PAUSE_MS", "60000")
+        .spawn()
+        .unwrap();
+    wait_for_copy(&url).await;
+    let second = costagg_run(dir.path(), &url)
+        .env("COSTAGG_DATABASE__LOCK_TIMEOUT_SECONDS", "30")
+        .spawn()
+        .unwrap();
+    let client = connect(&url).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let waiting: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    let (code, stderr) = finish(second);
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "exited {:?} after SIGTERM",
+        sent.elapsed()
+    );
+    assert_eq!(code, Some(143), "{stderr}");
+    let last: String = client
+        .query_one(
+            "SELECT status FROM org1234567.costagg_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(last, "failed");
+    first.kill().unwrap();
+    let _ = first.wait();
+}
+
 #[tokio::test]
 #[cfg_attr(
     not(feature = "failpoints"),

@@ -173,6 +173,11 @@ async fn write_unit(
         Ok(steps::report(req, &prepared, &delivered, started))
     };
     let result = interruptible(work, shutdown).await;
+    if let Err(Error::Interrupted { .. }) = result {
+        // The dropped work may have left a statement running (a wait for the unit's lock);
+        // cancel it so the rollback and the run record follow at once.
+        sink::cancel_running(&client, url).await;
+    }
     if let Some(record) = record {
         let counts = result.as_ref().map(run_counts);
         sink::runs::finish(&client, &req.unit.schema, record, counts).await;

@@ -80,6 +80,26 @@ pub async fn connect(url: &str, db: &DatabaseConfig) -> Result<Client> {
     Ok(client)
 }
 
+/// Asks the server to cancel whatever `client` is running (a statement, a wait for a lock),
+/// on a connection of its own, as `pg_cancel_backend` would: a stopped run's rollback and run
+/// record then follow at once instead of after the wait. Best effort, at most two seconds.
+pub async fn cancel_running(client: &Client, url: &str) {
+    let token = client.cancel_token();
+    let cancel = async {
+        let tls = tls::settings(url)?;
+        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls::client_config(&tls)?);
+        token
+            .cancel_query(connector)
+            .await
+            .map_err(Error::database("cancel the running statement"))
+    };
+    match tokio::time::timeout(Duration::from_secs(2), cancel).await {
+        Ok(Ok(())) => debug!("cancelled the running statement"),
+        Ok(Err(e)) => warn!(error = %e, "cannot cancel the running statement"),
+        Err(_) => warn!("cancelling the running statement timed out"),
+    }
+}
+
 /// Whether a connection error means the server is not there (yet): refused, reset, timed out,
 /// unreachable, or starting up / shutting down. A TLS failure (a certificate that does not
 /// verify) or an authentication error is not: retrying would not change it.
