@@ -138,6 +138,32 @@ fn describe_database(e: &tokio_postgres::Error) -> String {
     text
 }
 
+/// A database error's exit code: 4 (retry) unless only a change can make it succeed.
+/// - 2: the server refused the login (SQLSTATE class 28: password, `pg_hba.conf`), the
+///   database does not exist (3D000), the table lacks a column (42703) or a constraint of
+///   koku's refuses the rows (class 23), or the TLS handshake failed (`sslmode` or
+///   `sslrootcert` and the server disagree);
+/// - 3: a value the input carries does not fit its column (class 22: too long, out of
+///   range, a NUL byte).
+fn database_exit_code(e: &tokio_postgres::Error) -> i32 {
+    if let Some(state) = e.code() {
+        let code = state.code();
+        return match &code[..2] {
+            "28" | "23" => 2,
+            "22" => 3,
+            _ if code == "3D000" || code == "42703" => 2,
+            _ => 4,
+        };
+    }
+    if is_tls_handshake(e) { 2 } else { 4 }
+}
+
+/// tokio-postgres reports every TLS failure (no TLS offered, a certificate that does not
+/// verify) as a handshake error; its kind is not public, its message is.
+pub fn is_tls_handshake(e: &tokio_postgres::Error) -> bool {
+    e.to_string().starts_with("error performing TLS handshake")
+}
+
 /// The engine's message; when it ran out of its memory budget, also what to change.
 fn describe_engine(e: &datafusion::error::DataFusionError) -> String {
     match e.find_root() {
@@ -178,7 +204,7 @@ const fn exit(code: i32, meaning: &'static str, retry: bool) -> Exit {
 pub const EXIT_CODES: [Exit; 9] = [
     exit(0, "ok (also: nothing to do)", false),
     exit(1, "internal error (a bug in costagg)", false),
-    exit(2, "usage, config or table layout error", false),
+    exit(2, "usage, config, table layout or database setup error", false),
     exit(3, "invalid or missing input", false),
     exit(4, "database or input store unavailable", true),
     exit(5, "unit locked by another run", true),
@@ -198,7 +224,8 @@ impl Error {
             | Error::NoInput { .. }
             | Error::NoRowsInRange { .. }
             | Error::BadRows { .. } => 3,
-            Error::Database { .. } | Error::Store { .. } => 4,
+            Error::Database { source, .. } => database_exit_code(source),
+            Error::Store { .. } => 4,
             Error::UnitLocked { .. } => 5,
             Error::LocalIo { .. } => 6,
             // 128 + the signal number, as a shell reports a process ended by it.

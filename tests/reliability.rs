@@ -599,8 +599,9 @@ async fn tls_is_used_and_verified_as_sslmode_asks() {
     let ca = ca.display();
 
     // The server refuses plain connections, so a success means TLS was used.
+    // pg_hba.conf refuses it: a login refused is for someone to fix, not retried (exit 2).
     let (code, stderr) = run(url("127.0.0.1", "sslmode=disable"));
-    assert_eq!(code, Some(4), "{stderr}");
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("no encryption"), "{stderr}");
     let (code, stderr) = run(url("127.0.0.1", "sslmode=require"));
     assert_eq!(code, Some(0), "{stderr}");
@@ -609,7 +610,7 @@ async fn tls_is_used_and_verified_as_sslmode_asks() {
     let (code, stderr) = run(url("localhost", &format!("sslmode=verify-full&sslrootcert={ca}")));
     assert_eq!(code, Some(0), "{stderr}");
     let (code, stderr) = run(url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}")));
-    assert_eq!(code, Some(4), "{stderr}");
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("certificate"), "{stderr}");
     let (code, stderr) = run(url("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}")));
     assert_eq!(code, Some(0), "{stderr}");
@@ -646,10 +647,52 @@ async fn tls_is_used_and_verified_as_sslmode_asks() {
         .spawn()
         .unwrap(),
     );
-    assert_eq!(code, Some(4), "{stderr}");
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("certificate") && !stderr.contains("trying again"),
         "{stderr}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// `sslmode=require` against a server that offers no TLS can never succeed: exit 2 at once,
+/// not the connection retries meant for a server that is still starting.
+#[tokio::test]
+async fn tls_required_but_not_offered_fails_at_once_and_is_not_retried() {
+    let url = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_pod_file(dir.path(), SOURCE_A, &day_one());
+    let mut require = url::Url::parse(&url).unwrap();
+    require.set_query(Some("sslmode=require"));
+    let started = Instant::now();
+    let (code, stderr) = finish(costagg_run(dir.path(), require.as_str()).spawn().unwrap());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("server does not support TLS"), "{stderr}");
+    assert!(!stderr.contains("trying again"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A value longer than its column is the input's (or the flags') fault: exit 3 with the
+/// server's words, not "database unavailable".
+#[tokio::test]
+async fn a_value_too_long_for_its_column_is_an_input_error_not_a_retry() {
+    let url = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_pod_file(dir.path(), SOURCE_A, &day_one());
+    let (code, stderr) = finish(
+        costagg_run(dir.path(), &url)
+            .arg("--cluster-id")
+            .arg("c".repeat(60))
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("value too long for type character varying(50)"),
+        "{stderr}"
+    );
 }

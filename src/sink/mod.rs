@@ -107,6 +107,11 @@ fn is_unreachable(e: &tokio_postgres::Error) -> bool {
     use std::error::Error as _;
     use std::io::ErrorKind::*;
     use tokio_postgres::error::SqlState;
+    if crate::error::is_tls_handshake(e) {
+        // No TLS where sslmode requires it, or a certificate that does not verify: the same
+        // on every attempt.
+        return false;
+    }
     if let Some(code) = e.code() {
         return [
             SqlState::CANNOT_CONNECT_NOW,
