@@ -46,7 +46,8 @@ pub async fn check(flags: &config::Flags<'_>) -> CheckOutcome {
             return CheckOutcome { text: out, failure };
         }
     };
-    let profile = config.resolve_profile(&std::env::temp_dir()).map(|p| {
+    let profile = config.resolve_profile(&std::env::temp_dir());
+    let profile = profile.and_then(|p| p.check_spill_dir().map(|()| p)).map(|p| {
         format!(
             "{}: {} partitions, {}-row batches, memory limit {} MiB, spill to {}, {} KiB COPY chunks, {} strings, days per pass {}",
             p.name,

@@ -96,12 +96,14 @@ pub enum Error {
     #[error("record batch: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
 
-    /// A local file costagg writes (`--report`, `generate`'s output) could not be written.
-    /// Not the store or the database: running the unit again would not help.
-    #[error("cannot write {what} {path}: {source}")]
+    /// A local file or folder costagg writes or reads (`--report`, `generate`'s output, the
+    /// spill folder, a local input folder) could not be used. Not the store or the database:
+    /// running the unit again would not help.
+    #[error("{what} {path}: {source}")]
     LocalIo {
-        /// What the file is, and what that means for the run.
-        what: &'static str,
+        /// What failed on which file, and what that means for the run ("cannot write the run
+        /// report (the run itself succeeded)").
+        what: String,
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -348,7 +350,7 @@ mod tests {
             Error::ConfigProblems(vec![]),
             Error::DatabaseSchema("x".into()),
             Error::LocalIo {
-                what: "the run report",
+                what: "cannot write the run report".into(),
                 path: "r.json".into(),
                 source: io(),
             },

@@ -591,7 +591,7 @@ pub const NODE_ROLES_CSV: &str = "reference/reporting_ocp_nodes.csv";
 fn write_node_roles(root: &Path, roles: &[NodeRole]) -> Result<()> {
     let path = root.join(NODE_ROLES_CSV);
     let io = |source| Error::LocalIo {
-        what: "sample data",
+        what: "cannot write sample data".into(),
         path: path.clone(),
         source,
     };
@@ -613,13 +613,13 @@ fn write(
 ) -> Result<()> {
     let dir = root.join(render(template, unit, report));
     std::fs::create_dir_all(&dir).map_err(|source| Error::LocalIo {
-        what: "sample data",
+        what: "cannot write sample data".into(),
         path: dir.clone(),
         source,
     })?;
     let path = dir.join(name);
     let file = File::create(&path).map_err(|source| Error::LocalIo {
-        what: "sample data",
+        what: "cannot write sample data".into(),
         path: path.clone(),
         source,
     })?;
@@ -627,7 +627,7 @@ fn write(
         .set_compression(Compression::SNAPPY)
         .build();
     let failed = |e: parquet::errors::ParquetError| Error::LocalIo {
-        what: "sample data",
+        what: "cannot write sample data".into(),
         path: path.clone(),
         source: std::io::Error::other(e),
     };

@@ -117,7 +117,7 @@ fn present(args: &RunArgs, format: Format, output: RunOutput) -> Result<(), Erro
     }
     if let Some(path) = &args.report {
         std::fs::write(path, &json).map_err(|source| Error::LocalIo {
-            what: "the run report (the run itself succeeded)",
+            what: "cannot write the run report (the run itself succeeded)".into(),
             path: path.clone(),
             source,
         })?;

@@ -58,6 +58,7 @@ pub fn run(args: &RunArgs) -> Result<RunRequest> {
     let mode = mode(args, config.database.url.clone())?;
     let unit = unit(args, &config)?;
     let profile = config.resolve_profile(&std::env::temp_dir())?;
+    profile.check_spill_dir()?;
     Ok(RunRequest {
         unit,
         input,

@@ -362,3 +362,43 @@ fn a_config_file_with_several_problems_lists_each_with_its_key() {
         "{stderr}"
     );
 }
+
+/// Local resources that a retry cannot fix — a spill folder that does not exist, an input
+/// folder that cannot be read (here a symlink loop) — are exit 6, naming the path and, for the
+/// spill folder, the setting.
+#[test]
+fn a_missing_spill_folder_and_an_unreadable_input_folder_exit_6_naming_the_path() {
+    let dir = sample("1000");
+    let config = dir.path().join("costagg.yaml");
+    std::fs::write(
+        &config,
+        "profiles:\n  small:\n    spill_dir: /nonexistent-costagg-spill\n",
+    )
+    .unwrap();
+    let out = run_from(dir.path())
+        .args(["--dry-run", "--profile", "small", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the engine cannot spill to the folder profiles.small.spill_dir names /nonexistent-costagg-spill"
+        ),
+        "{stderr}"
+    );
+
+    let month = folder(
+        dir.path(),
+        &unit(SOURCE_A, "2025-10"),
+        costagg::input::ReportType::PodUsage,
+    );
+    std::fs::create_dir(month.join("sub")).unwrap();
+    std::os::unix::fs::symlink("..", month.join("sub/up")).unwrap();
+    let out = run_from(dir.path()).arg("--dry-run").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("cannot read the input folder /"), "{stderr}");
+    assert!(stderr.contains("File system loop found"), "{stderr}");
+}

@@ -67,6 +67,22 @@ pub const DEFAULT_COPY_BUFFER_BYTES: usize = 1 << 20;
 pub const PASS_TARGET_ROWS: u64 = 2_500_000;
 
 impl Profile {
+    /// The spill folder must exist on this machine: the engine fails without it, and only
+    /// when it first spills, with an I/O error that names no path.
+    pub fn check_spill_dir(&self) -> crate::error::Result<()> {
+        if self.spill_dir.is_dir() {
+            return Ok(());
+        }
+        Err(crate::error::Error::LocalIo {
+            what: format!(
+                "the engine cannot spill to the folder profiles.{}.spill_dir names",
+                self.name
+            ),
+            path: self.spill_dir.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a folder"),
+        })
+    }
+
     /// The days per pass for `pod_rows` pod usage rows over `days` days: as configured, or, when
     /// 0, as few passes as keep each to about [`PASS_TARGET_ROWS`] rows (0 in the result: one
     /// pass). 10M rows over 31 days: 4 passes of 8 days; 100M rows: 1-day passes.

@@ -139,11 +139,21 @@ impl InputStore {
         ctx.register_object_store(&self.base, self.store.clone());
     }
 
-    /// A store error for `location`, as the taxonomy sees it: missing bucket or object →
-    /// input (3), refused credentials → config (2), anything else → unavailable (4).
+    /// A store error for `location`, as the taxonomy sees it: a local folder that cannot be
+    /// read → local resource (6), missing bucket or object → input (3), refused credentials →
+    /// config (2), anything else → unavailable (4).
     pub fn error(&self, location: &Path, e: object_store::Error) -> Error {
         let at = self.display(location);
         let text = e.to_string();
+        if self.base.scheme() == "file" && !matches!(e, object_store::Error::NotFound { .. }) {
+            // A local folder this machine cannot read (permissions, a symlink loop): the same
+            // on every retry.
+            return Error::LocalIo {
+                what: "cannot read the input folder".into(),
+                path: at.into(),
+                source: std::io::Error::other(text),
+            };
+        }
         // S3 list requests report a refused key as a generic error carrying the HTTP status.
         let refused = matches!(
             e,
