@@ -463,7 +463,11 @@ impl PodRows {
         ] {
             columns.push(Arc::new(StringArray::from(strings)));
         }
-        for q in self.quantities {
+        // A half-day without rows (a month of fewer rows than hours) has no quantity columns
+        // yet: empty ones.
+        let mut quantities = self.quantities;
+        quantities.resize(schema.fields().len() - columns.len(), Vec::new());
+        for q in quantities {
             columns.push(Arc::new(Float64Array::from(q)));
         }
         Ok(RecordBatch::try_new(schema, columns)?)
@@ -635,4 +639,27 @@ fn write(
     writer.write(&batch).map_err(failed)?;
     writer.close().map_err(failed)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fewer rows than the month has hours leave some half-days without pod rows; their files
+    /// are written empty, not refused.
+    #[test]
+    fn a_month_of_fewer_rows_than_hours_is_generated() {
+        let out = tempfile::tempdir().unwrap();
+        let request = GenerateRequest {
+            rows: 500,
+            org: "org1".into(),
+            source: "6f5f1c0e-0000-4000-8000-000000000001".parse().unwrap(),
+            month: Month::new(2025, 10).unwrap(),
+            out: out.path().to_path_buf(),
+            seed: 1,
+        };
+        let summary = generate(&request).unwrap();
+        assert_eq!(summary.pod_rows, 500);
+        assert_eq!(summary.files, 31 * 5);
+    }
 }

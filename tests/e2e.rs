@@ -368,7 +368,7 @@ fn a_config_file_with_several_problems_lists_each_with_its_key() {
 /// spill folder, the setting.
 #[test]
 fn a_missing_spill_folder_and_an_unreadable_input_folder_exit_6_naming_the_path() {
-    let dir = sample("1000");
+    let dir = sample("500");
     let config = dir.path().join("costagg.yaml");
     std::fs::write(
         &config,
