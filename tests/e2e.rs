@@ -325,16 +325,7 @@ async fn a_report_that_cannot_be_written_after_the_commit_exits_6_and_keeps_the_
         ),
         "{stderr}"
     );
-    let rows: i64 = connect(&url)
-        .await
-        .query_one(
-            "SELECT count(*) FROM org1234567.reporting_ocpusagelineitem_daily_summary",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(rows > 0);
+    assert!(summary_rows(&url).await > 0);
     let help = costagg_text().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(

@@ -130,6 +130,19 @@ pub async fn dump(client: &Client, source: &str) -> Vec<String> {
         .collect()
 }
 
+/// Rows in the summary table of the database at `url`, every source.
+pub async fn summary_rows(url: &str) -> i64 {
+    connect(url)
+        .await
+        .query_one(
+            "SELECT count(*) FROM org1234567.reporting_ocpusagelineitem_daily_summary",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// Stage tables (`costagg_stage_…`) in the database: a month being built, or left by a killed run.
 pub async fn stage_tables(client: &Client) -> i64 {
     client
