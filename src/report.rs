@@ -53,7 +53,8 @@ pub struct RunReport {
     pub unparsable_timestamps: u64,
     /// Rows of pod or storage files dated outside the unit's month (never summarised).
     pub other_month_rows: u64,
-    /// Rows with a negative or non-finite quantity (left out of the summary).
+    /// Rows with a negative, non-finite or implausibly large (over 1e18) quantity (left out of
+    /// the summary).
     pub bad_quantity_rows: u64,
     pub table_created: bool,
     /// Listing the files and checking their schemas.
@@ -147,7 +148,7 @@ impl RunReport {
             (self.other_month_rows, "rows of another month skipped"),
             (
                 self.bad_quantity_rows,
-                "rows with a negative or non-finite quantity skipped",
+                "rows with a negative, non-finite or over-1e18 quantity skipped",
             ),
         ];
         let found: Vec<String> = anomalies

@@ -154,7 +154,9 @@ async fn malformed_rows_fail_the_unit_when_asked_and_leave_the_rows() {
     let text = e.to_string();
     assert!(text.contains("pod_usage: 1 rows outside 2025-10"), "{text}");
     assert!(
-        text.contains("pod_usage: 2 rows with a negative or non-finite quantity"),
+        text.contains(
+            "pod_usage: 2 rows with a negative, non-finite or implausibly large (over 1e18) quantity"
+        ),
         "{text}"
     );
     assert_eq!(dump(&connect(&url).await, SOURCE_A).await, before);

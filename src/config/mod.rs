@@ -65,7 +65,7 @@ pub struct InputConfig {
     /// Folder of one report type's daily roll-up files for one unit, relative to `root`.
     pub daily_template: String,
     /// What to do with malformed rows (label JSON that is not an object, negative or
-    /// non-finite quantities, rows of another month): `skip` them and report the counts, or
+    /// non-finite or over-1e18 quantities, rows of another month): `skip` them and report the counts, or
     /// `fail` the unit. Unreadable files and schema errors always fail.
     pub bad_rows: BadRows,
     /// S3 settings for an `s3://` root; credentials come from the environment (`AWS_*`).

@@ -1,5 +1,5 @@
-//! Malformed rows: rows of another month, rows with negative or non-finite quantities and
-//! rows whose text time cannot be read, counted before anything is written; skipped (the
+//! Malformed rows: rows of another month, rows with a negative, non-finite or implausibly large
+//! quantity and rows whose text time cannot be read, counted before anything is written; skipped (the
 //! default) or failing the unit, as `input.bad_rows` says.
 
 use std::sync::Arc;
@@ -80,7 +80,7 @@ pub async fn check(
         }
         if found.bad_quantities > 0 {
             problems.push(format!(
-                "{}: {} rows with a negative or non-finite quantity",
+                "{}: {} rows with a negative, non-finite or implausibly large (over 1e18) quantity",
                 report.folder(),
                 found.bad_quantities
             ));
@@ -110,8 +110,8 @@ pub async fn check(
     }
 }
 
-/// The SQL condition "some quantity of the row is negative or not finite"; null quantities
-/// are missing values, not malformed ones. Registers `koku_bad_quantity` ([`BadQuantity`]),
+/// The SQL condition "some quantity of the row is negative, not finite or over
+/// [`QUANTITY_LIMIT`]"; null quantities are missing values, not malformed ones. Registers `koku_bad_quantity` ([`BadQuantity`]),
 /// which the condition calls, with `ctx`.
 fn bad_quantity(ctx: &SessionContext, report: ReportType) -> String {
     ctx.register_udf(BadQuantity::udf());
@@ -124,8 +124,15 @@ fn bad_quantity(ctx: &SessionContext, report: ReportType) -> String {
     format!("koku_bad_quantity({})", quantities.join(", "))
 }
 
-/// `koku_bad_quantity(q, ...) -> boolean`: whether any of the quantities is below zero, NaN or
-/// infinite (nulls are none of these; -0.0 is zero). One pass over each column; as SQL (a
+/// The largest plausible quantity: koku drops rows with a byte or second quantity above 1e18
+/// at ingest as anomalies (`THRESHOLD_MAP` in `koku/masu/util/ocp/common.py`, koku@768be82),
+/// and a summary column is `numeric(33,15)`, which holds nothing from 1e18 up. costagg applies
+/// the bound to every quantity (the cores columns too), so a corrupt value is left out and
+/// counted instead of ending the write with a numeric overflow.
+pub const QUANTITY_LIMIT: f64 = 1e18;
+
+/// `koku_bad_quantity(q, ...) -> boolean`: whether any of the quantities is below zero, NaN,
+/// infinite or above [`QUANTITY_LIMIT`] (nulls are none of these; -0.0 is zero). One pass over each column; as SQL (a
 /// `coalesce` and two comparisons per column, then a chain of ANDs) it built four arrays per
 /// column, and the check reads every pod usage row before the summary starts.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -153,15 +160,16 @@ impl BadQuantity {
         BooleanBuffer::new(Buffer::from_vec(words), 0, values.len())
     }
 
-    /// `!(0.0 <= v && v < inf)` on the bits: +0.0 and the positive finite numbers lie below
-    /// +inf's pattern; +inf, NaNs and every negative (sign bit set) lie at or above it, except
+    /// `!(0.0 <= v && v <= QUANTITY_LIMIT)` on the bits: the bit patterns of +0.0 and the
+    /// positive numbers grow with their values, so those up to the limit lie at or below its
+    /// pattern; larger ones, +inf, NaNs and every negative (sign bit set) lie above it, except
     /// -0.0, which is zero. As float comparisons the compiler turned this into a classification
     /// of ~25 instructions per value; as integers it is two comparisons and vectorises.
     fn is_bad(v: f64) -> bool {
-        const POSITIVE_INFINITY: u64 = 0x7ff0_0000_0000_0000;
+        const LIMIT: u64 = QUANTITY_LIMIT.to_bits();
         const NEGATIVE_ZERO: u64 = 0x8000_0000_0000_0000;
         let bits = v.to_bits();
-        (bits >= POSITIVE_INFINITY) & (bits != NEGATIVE_ZERO)
+        (bits > LIMIT) & (bits != NEGATIVE_ZERO)
     }
 }
 
@@ -240,8 +248,8 @@ pub async fn count(
     })
 }
 
-/// Replaces a registered report table with a view that leaves out the rows with a negative or
-/// non-finite quantity. (Rows of other months never count: every section filters by day.)
+/// Replaces a registered report table with a view that leaves out the rows with a bad quantity
+/// (negative, non-finite or over [`QUANTITY_LIMIT`]). (Rows of other months never count: every section filters by day.)
 pub async fn skip_bad_quantities(ctx: &SessionContext, report: ReportType) -> Result<()> {
     let name = report.table_name();
     let unchecked = format!("{name}_unchecked");
@@ -268,14 +276,18 @@ mod tests {
     /// Each value in a quantity column of a pod usage table (the first, then the last; the
     /// others 0), and whether the malformed-row condition calls the row bad.
     #[tokio::test]
-    async fn negatives_infinities_and_nans_are_bad_and_zeros_and_nulls_are_not() {
-        let cases: [(Option<f64>, bool); 12] = [
+    async fn negatives_infinities_nans_and_values_over_1e18_are_bad_and_zeros_and_nulls_are_not() {
+        let cases: [(Option<f64>, bool); 15] = [
             (Some(0.0), false),
             (Some(5e-324), false),
             (Some(-0.0), false),
             (Some(3600.0), false),
-            (Some(f64::MAX), false),
+            (Some(1e18), false),
             (None, false),
+            // The next f64 above 1e18.
+            (Some(1e18 + 128.0), true),
+            (Some(1.5e308), true),
+            (Some(f64::MAX), true),
             (Some(-1e-300), true),
             (Some(f64::MIN), true),
             (Some(f64::NEG_INFINITY), true),
