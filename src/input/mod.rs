@@ -39,6 +39,11 @@ pub struct Column {
     pub name: &'static str,
     pub kind: Kind,
     pub required: bool,
+    /// A file whose every value of it is null is refused: the summary would make rows up
+    /// from nothing (a day with no node, no namespace, no usage or no capacity) and replace
+    /// the day's rows with them. Keys, usage and capacity; not requests and limits, which a
+    /// cluster may leave unset.
+    pub never_all_null: bool,
 }
 
 const fn req(name: &'static str, kind: Kind) -> Column {
@@ -46,6 +51,7 @@ const fn req(name: &'static str, kind: Kind) -> Column {
         name,
         kind,
         required: true,
+        never_all_null: false,
     }
 }
 const fn opt(name: &'static str, kind: Kind) -> Column {
@@ -53,26 +59,34 @@ const fn opt(name: &'static str, kind: Kind) -> Column {
         name,
         kind,
         required: false,
+        never_all_null: false,
+    }
+}
+/// A required column that must not be null in every row of a file.
+const fn key(name: &'static str, kind: Kind) -> Column {
+    Column {
+        never_all_null: true,
+        ..req(name, kind)
     }
 }
 
 const POD_USAGE_COLUMNS: &[Column] = &[
-    req("interval_start", Kind::Timestamp),
-    req("namespace", Kind::Text),
+    key("interval_start", Kind::Timestamp),
+    key("namespace", Kind::Text),
     req("pod", Kind::Text),
-    req("node", Kind::Text),
+    key("node", Kind::Text),
     req("resource_id", Kind::Text),
     req("pod_labels", Kind::Text),
-    req("pod_usage_cpu_core_seconds", Kind::Quantity),
+    key("pod_usage_cpu_core_seconds", Kind::Quantity),
     req("pod_request_cpu_core_seconds", Kind::Quantity),
     req("pod_limit_cpu_core_seconds", Kind::Quantity),
-    req("pod_usage_memory_byte_seconds", Kind::Quantity),
+    key("pod_usage_memory_byte_seconds", Kind::Quantity),
     req("pod_request_memory_byte_seconds", Kind::Quantity),
     req("pod_limit_memory_byte_seconds", Kind::Quantity),
-    req("node_capacity_cpu_cores", Kind::Quantity),
-    req("node_capacity_cpu_core_seconds", Kind::Quantity),
-    req("node_capacity_memory_bytes", Kind::Quantity),
-    req("node_capacity_memory_byte_seconds", Kind::Quantity),
+    key("node_capacity_cpu_cores", Kind::Quantity),
+    key("node_capacity_cpu_core_seconds", Kind::Quantity),
+    key("node_capacity_memory_bytes", Kind::Quantity),
+    key("node_capacity_memory_byte_seconds", Kind::Quantity),
     opt("pod_effective_usage_cpu_core_seconds", Kind::Quantity),
     opt("pod_effective_usage_memory_byte_seconds", Kind::Quantity),
 ];
@@ -80,15 +94,15 @@ const POD_USAGE_COLUMNS: &[Column] = &[
 /// `csi_volume_handle` is optional: operators before its introduction do not write it, and a
 /// missing optional column counts as all-null, as koku's Trino schema gives it.
 const STORAGE_USAGE_COLUMNS: &[Column] = &[
-    req("interval_start", Kind::Timestamp),
-    req("namespace", Kind::Text),
+    key("interval_start", Kind::Timestamp),
+    key("namespace", Kind::Text),
     req("pod", Kind::Text),
-    req("persistentvolumeclaim", Kind::Text),
+    key("persistentvolumeclaim", Kind::Text),
     req("persistentvolume", Kind::Text),
     req("storageclass", Kind::Text),
     opt("csi_volume_handle", Kind::Text),
-    req("persistentvolumeclaim_capacity_bytes", Kind::Quantity),
-    req("persistentvolumeclaim_capacity_byte_seconds", Kind::Quantity),
+    key("persistentvolumeclaim_capacity_bytes", Kind::Quantity),
+    key("persistentvolumeclaim_capacity_byte_seconds", Kind::Quantity),
     req("volume_request_storage_byte_seconds", Kind::Quantity),
     req("persistentvolumeclaim_usage_byte_seconds", Kind::Quantity),
     req("persistentvolume_labels", Kind::Text),
@@ -96,14 +110,14 @@ const STORAGE_USAGE_COLUMNS: &[Column] = &[
 ];
 
 const NODE_LABEL_COLUMNS: &[Column] = &[
-    req("interval_start", Kind::Timestamp),
-    req("node", Kind::Text),
+    key("interval_start", Kind::Timestamp),
+    key("node", Kind::Text),
     req("node_labels", Kind::Text),
 ];
 
 const NAMESPACE_LABEL_COLUMNS: &[Column] = &[
-    req("interval_start", Kind::Timestamp),
-    req("namespace", Kind::Text),
+    key("interval_start", Kind::Timestamp),
+    key("namespace", Kind::Text),
     req("namespace_labels", Kind::Text),
 ];
 

@@ -43,11 +43,32 @@ pub fn is_text(t: &DataType) -> bool {
     }
 }
 
-/// Every problem of one file against a report type's columns.
-pub fn check_schema(file: &str, report: ReportType, schema: &Schema) -> Vec<Error> {
+/// What a file's footer says about it: its rows, its columns as Arrow reads them, and the
+/// columns whose every value is null by the footer's statistics.
+#[derive(Debug)]
+pub struct Footer {
+    pub rows: i64,
+    pub schema: Schema,
+    pub all_null: Vec<String>,
+}
+
+/// Every problem of one file against a report type's columns: a required column missing,
+/// of a type costagg cannot read, of Parquet's NULL type, or null in every row where that
+/// would make the summary up from nothing (`Column::never_all_null`); a column costagg reads
+/// that appears twice.
+pub fn check_schema(file: &str, report: ReportType, footer: &Footer) -> Vec<Error> {
+    let schema = &footer.schema;
     let mut problems = Vec::new();
     for column in report.columns() {
+        let times = schema.fields().iter().filter(|f| f.name() == column.name).count();
         let problem = match schema.field_with_name(column.name) {
+            Ok(_) if times > 1 => Some(format!("appears {times} times")),
+            Ok(field) if column.required && field.data_type() == &DataType::Null => {
+                Some("has Parquet's NULL type: no value at all".to_string())
+            }
+            Ok(_) if column.never_all_null && footer.all_null.iter().any(|c| c == column.name) => {
+                Some(format!("is null in every one of the file's {} rows", footer.rows))
+            }
             Ok(field) => check_type(column.kind, field.data_type()).err(),
             Err(_) if column.required => Some("is missing".to_string()),
             Err(_) => None,
@@ -88,11 +109,11 @@ pub async fn check_files(store: &InputStore, report: ReportType, files: &[Object
     for (meta, footer) in footers {
         let file = store.display(&meta.location);
         match footer {
-            Ok((rows, schema)) => {
-                checked.rows += rows.max(0) as u64;
+            Ok(footer) => {
+                checked.rows += footer.rows.max(0) as u64;
                 checked.bytes += meta.size;
-                checked.problems.extend(check_schema(&file, report, &schema));
-                if let Ok(f) = schema.field_with_name("interval_start") {
+                checked.problems.extend(check_schema(&file, report, &footer));
+                if let Ok(f) = footer.schema.field_with_name("interval_start") {
                     checked.text_timestamps |= is_text(f.data_type());
                 }
             }
@@ -107,7 +128,7 @@ pub async fn check_files(store: &InputStore, report: ReportType, files: &[Object
 /// the magic bytes or claims a footer larger than itself made the reader panic), and a panic of
 /// the reader on a footer that passes is caught here as a last resort: a bad file is an input
 /// problem naming the file, never a crash.
-async fn read_footer(store: &InputStore, meta: &ObjectMeta) -> std::result::Result<(i64, Schema), String> {
+async fn read_footer(store: &InputStore, meta: &ObjectMeta) -> std::result::Result<Footer, String> {
     use futures::FutureExt;
     check_frame(store, meta).await?;
     let read = async {
@@ -116,7 +137,11 @@ async fn read_footer(store: &InputStore, meta: &ObjectMeta) -> std::result::Resu
             .await?;
         let file = footer.file_metadata();
         let schema = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())?;
-        Ok::<_, datafusion::error::DataFusionError>((file.num_rows(), schema))
+        Ok::<_, datafusion::error::DataFusionError>(Footer {
+            rows: file.num_rows(),
+            schema,
+            all_null: all_null_columns(&footer),
+        })
     };
     match std::panic::AssertUnwindSafe(read).catch_unwind().await {
         Ok(Ok(footer)) => Ok(footer),
@@ -126,6 +151,25 @@ async fn read_footer(store: &InputStore, meta: &ObjectMeta) -> std::result::Resu
             panic_text(&panic)
         )),
     }
+}
+
+/// The columns whose every value is null, by the row groups' statistics; a column some row
+/// group has no null count for is not listed.
+fn all_null_columns(footer: &parquet::file::metadata::ParquetMetaData) -> Vec<String> {
+    let rows = footer.file_metadata().num_rows();
+    let columns = footer.file_metadata().schema_descr();
+    if rows <= 0 {
+        return Vec::new();
+    }
+    (0..columns.num_columns())
+        .filter(|&i| {
+            let nulls: Option<u64> = (footer.row_groups().iter())
+                .map(|g| g.column(i).statistics().and_then(|s| s.null_count_opt()))
+                .sum();
+            nulls == Some(rows as u64)
+        })
+        .map(|i| columns.column(i).name().to_string())
+        .collect()
 }
 
 /// Parquet's frame: `PAR1`, the data, the footer, the footer's length (4 bytes, little
@@ -302,6 +346,112 @@ mod tests {
         }
     }
 
+    /// Degenerate files, each named with its column: a key column null in every row, a required
+    /// column of Parquet's NULL type, a column that appears twice. An optional column of the
+    /// NULL type is an absent one.
+    #[test]
+    fn null_key_columns_null_typed_and_duplicate_columns_are_named() {
+        let text = |name: &str| Field::new(name, DataType::Utf8, true);
+        let schema = Schema::new(vec![
+            Field::new(
+                "interval_start",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                true,
+            ),
+            text("node"),
+            Field::new("node_labels", DataType::Null, true),
+        ]);
+        let footer = Footer {
+            rows: 24,
+            schema,
+            all_null: vec!["node".into()],
+        };
+        let problems: Vec<String> = check_schema("d.parquet", ReportType::NodeLabels, &footer)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                "d.parquet: column `node` is null in every one of the file's 24 rows (expected a string (UTF8))",
+                "d.parquet: column `node_labels` has Parquet's NULL type: no value at all (expected a string (UTF8))",
+            ]
+        );
+        let schema = Schema::new(vec![
+            Field::new(
+                "interval_start",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                true,
+            ),
+            text("node"),
+            text("node"),
+            text("node_labels"),
+        ]);
+        let footer = Footer {
+            rows: 24,
+            schema,
+            all_null: vec![],
+        };
+        let problems = check_schema("t.parquet", ReportType::NodeLabels, &footer);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].to_string().contains("column `node` appears 2 times"));
+        let optional_null = Schema::new(
+            ReportType::StorageUsage
+                .columns()
+                .iter()
+                .map(|c| match c.name {
+                    "csi_volume_handle" => Field::new(c.name, DataType::Null, true),
+                    "interval_start" => {
+                        Field::new(c.name, DataType::Timestamp(TimeUnit::Millisecond, None), true)
+                    }
+                    _ if c.kind == Kind::Quantity => Field::new(c.name, DataType::Float64, true),
+                    _ => text(c.name),
+                })
+                .collect::<Vec<_>>(),
+        );
+        let footer = Footer {
+            rows: 24,
+            schema: optional_null,
+            all_null: vec!["csi_volume_handle".into(), "persistentvolume".into()],
+        };
+        assert!(check_schema("s.parquet", ReportType::StorageUsage, &footer).is_empty());
+    }
+
+    /// The statistics a Parquet writer puts in the footer are what tells an all-null column.
+    #[tokio::test]
+    async fn a_file_whose_node_is_null_in_every_row_is_named_from_its_footer() {
+        use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray};
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "interval_start",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                true,
+            ),
+            Field::new("node", DataType::Utf8, true),
+            Field::new("node_labels", DataType::Utf8, true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(TimestampMillisecondArray::from(vec![0, 3_600_000])),
+            Arc::new(StringArray::from(vec![None::<&str>, None])),
+            Arc::new(StringArray::from(vec!["{}", "{}"])),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let file = std::fs::File::create(dir.path().join("nodes.parquet")).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let store = InputStore::open(dir.path().to_str().unwrap(), &Default::default()).unwrap();
+        let files = store.list(&store.location("")).await.unwrap();
+        let checked = check_files(&store, ReportType::NodeLabels, &files).await;
+        let problems: Vec<String> = checked.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].ends_with("nodes.parquet: column `node` is null in every one of the file's 2 rows (expected a string (UTF8))"),
+            "{problems:?}"
+        );
+    }
+
     #[test]
     fn a_missing_required_column_and_a_bad_type_are_both_named() {
         let schema = Schema::new(vec![
@@ -312,7 +462,12 @@ mod tests {
             ),
             Field::new("node", DataType::Int64, true),
         ]);
-        let problems = check_schema("x.parquet", ReportType::NodeLabels, &schema);
+        let footer = Footer {
+            rows: 1,
+            schema,
+            all_null: vec![],
+        };
+        let problems = check_schema("x.parquet", ReportType::NodeLabels, &footer);
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(
             text,
