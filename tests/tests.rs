@@ -4,6 +4,7 @@
 mod e2e;
 mod input;
 mod layout;
+mod mutations;
 mod parity;
 mod reliability;
 mod s3;

@@ -10,7 +10,7 @@ use crate::input::store::InputStore;
 use crate::unit::UnitOfWork;
 
 /// The checked files of one report type for the unit.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ReportFiles {
     pub report: ReportType,
     pub files: Vec<ObjectMeta>,
@@ -22,7 +22,7 @@ pub struct ReportFiles {
 }
 
 /// Files of each report type for the unit, all checked.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct UnitFiles {
     pub by_report: Vec<ReportFiles>,
 }

@@ -2,6 +2,7 @@
 
 pub mod discover;
 pub mod layout;
+pub mod locate;
 pub mod quality;
 pub mod schema;
 pub mod store;

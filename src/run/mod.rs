@@ -127,17 +127,18 @@ pub async fn run(
             std::time::Duration::from_millis(req.config.monitor.memory_sample_ms),
         );
         let found = steps::discover(req, progress).await?;
+        let files = found.files().clone();
         match &req.mode {
             Mode::Write { database_url } => {
                 write_unit(req, progress, found, database_url, started, shutdown).await
             }
             Mode::DryRun { database_url } => {
                 let work = dry_run(req, progress, found, database_url.as_deref(), started);
-                interruptible(work, shutdown).await
+                interruptible(steps::located(req, &files, work), shutdown).await
             }
             Mode::Explain { kind, database_url } => {
                 let work = explain(req, progress, found, database_url.as_deref(), *kind);
-                interruptible(work, shutdown).await
+                interruptible(steps::located(req, &files, work), shutdown).await
             }
         }
     }
@@ -166,13 +167,14 @@ async fn write_unit(
     progress.set_stage("connecting to the database");
     let mut client = sink::connect(url, &req.config.database).await?;
     let record = sink::runs::start(&mut client, &req.unit).await;
+    let files = found.files().clone();
     let work = async {
         let prepared = steps::prepare(req, progress, found, Some(&client)).await?;
         let summary = steps::summarize(req, &prepared, progress).await?;
         let delivered = steps::write(req, &prepared, summary, &mut client, url).await?;
         Ok(steps::report(req, &prepared, &delivered, started))
     };
-    let result = interruptible(work, shutdown).await;
+    let result = interruptible(steps::located(req, &files, work), shutdown).await;
     if let Err(Error::Interrupted { .. }) = result {
         // The dropped work may have left a statement running (a wait for the unit's lock);
         // cancel it so the rollback and the run record follow at once.

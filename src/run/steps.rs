@@ -33,6 +33,32 @@ pub(super) struct Discovered {
     check_ms: u64,
 }
 
+impl Discovered {
+    pub fn files(&self) -> &UnitFiles {
+        &self.files
+    }
+}
+
+/// `work`'s result; when it failed decoding the input's Parquet data, with the files and
+/// columns it failed on, where a second read finds them (`input::locate`): the engine's
+/// error names neither.
+pub(super) async fn located<T>(
+    req: &RunRequest,
+    files: &UnitFiles,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let e = match work.await {
+        Err(e) if crate::input::locate::is_decode_error(&e) => e,
+        other => return other,
+    };
+    let mut problems = crate::input::locate::unreadable(&req.input, files).await;
+    Err(match problems.len() {
+        0 => e,
+        1 => problems.remove(0),
+        _ => Error::InputProblems(problems),
+    })
+}
+
 /// Lists and checks every file of the unit (see `input::discover`).
 pub(super) async fn discover(req: &RunRequest, progress: &Progress) -> Result<Discovered> {
     let started = Instant::now();
