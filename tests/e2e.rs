@@ -393,3 +393,95 @@ fn a_missing_spill_folder_and_an_unreadable_input_folder_exit_6_naming_the_path(
     assert!(stderr.contains("cannot read the input folder /"), "{stderr}");
     assert!(stderr.contains("File system loop found"), "{stderr}");
 }
+
+/// A known password, given in the URL's user info or as a `password=` query parameter, never
+/// shows: not in any log line, error, `check` output, preview, run report file, nor in the
+/// run record table, of succeeding and failing runs alike, in text and JSON logs.
+#[tokio::test]
+async fn a_password_never_appears_in_any_output_of_succeeding_or_failing_runs() {
+    const SECRET: &str = "pw-9f3Kq-never-shown";
+    let url = fresh_database().await;
+    let dir = sample("1000");
+    let mut in_userinfo = url::Url::parse(&url).unwrap();
+    in_userinfo.set_password(Some(SECRET)).unwrap();
+    let mut in_query = url::Url::parse(&url).unwrap();
+    in_query.set_query(Some(&format!("password={SECRET}")));
+    let mut bad_mode = in_query.clone();
+    bad_mode.set_query(Some(&format!("password={SECRET}&sslmode=bogus")));
+    let mut refused = in_userinfo.clone();
+    refused.set_port(Some(1)).unwrap();
+    let report = dir.path().join("report.json");
+    let mut outputs = Vec::new();
+    for (database_url, format) in [
+        (in_userinfo.as_str(), "text"),
+        (in_query.as_str(), "json"),
+        (bad_mode.as_str(), "text"),
+        (refused.as_str(), "json"),
+    ] {
+        let runs: [Vec<&str>; 3] = [
+            vec!["--report", report.to_str().unwrap()],
+            vec!["--dry-run"],
+            vec!["--explain"],
+        ];
+        for extra in runs {
+            let out = run_from(dir.path())
+                .args(&extra)
+                .env("DATABASE_URL", database_url)
+                .env("COSTAGG_LOG_FORMAT", format)
+                .env("COSTAGG_DATABASE__CONNECT_ATTEMPTS", "1")
+                .output()
+                .unwrap();
+            outputs.push(String::from_utf8_lossy(&out.stdout).to_string());
+            outputs.push(String::from_utf8_lossy(&out.stderr).to_string());
+        }
+        let out = costagg_text()
+            .args(["check", "--schema", ORG, "--input"])
+            .arg(dir.path())
+            .env("DATABASE_URL", database_url)
+            .output()
+            .unwrap();
+        outputs.push(String::from_utf8_lossy(&out.stdout).to_string());
+        outputs.push(String::from_utf8_lossy(&out.stderr).to_string());
+    }
+    outputs.push(std::fs::read_to_string(&report).unwrap());
+    let records: Vec<String> = connect(&url)
+        .await
+        .query("SELECT to_jsonb(r)::text FROM org1234567.costagg_runs r", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(records.len() >= 2, "{records:?}");
+    outputs.extend(records);
+    let all = outputs.join("\n");
+    assert!(all.contains("****"), "the password is shown masked somewhere");
+    assert!(
+        all.contains("sslmode `bogus`") && all.contains("Connection refused"),
+        "{all}"
+    );
+    assert!(!all.contains(SECRET), "the password appears:\n{all}");
+}
+
+/// The schema is the org unless given: an org that cannot be a schema name is named as the
+/// value at fault, with the way around it.
+#[test]
+fn an_org_that_cannot_name_the_schema_is_named_as_the_value_at_fault() {
+    let out = costagg_text()
+        .args([
+            "run", "--org", "org-1", "--source", SOURCE_A, "--month", "2025-10", "--input", "/tmp",
+        ])
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("config: `--org` `org-1` is not a valid schema name"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unless --schema (database.schema) does"),
+        "{stderr}"
+    );
+}
