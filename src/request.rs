@@ -93,8 +93,13 @@ fn mode(args: &RunArgs, database_url: Option<String>) -> Result<Mode> {
 /// The unit the flags name: source, month, days, schema and the cluster overrides.
 fn unit(args: &RunArgs, config: &Config) -> Result<UnitOfWork> {
     let month = Month::parse(&args.month, "--month")?;
-    let schema = config.database.schema.clone().unwrap_or_else(|| args.org.clone());
-    let schema = SchemaName::parse(&schema).map_err(|e| Error::config("--schema", e))?;
+    let schema = match &config.database.schema {
+        Some(schema) => SchemaName::parse(schema).map_err(|e| Error::config("--schema", e))?,
+        None => SchemaName::parse(&args.org).map_err(|e| {
+            let why = format!("{e}; the org names the schema unless --schema (database.schema) does");
+            Error::config("--org", why)
+        })?,
+    };
     let overrides = ClusterOverrides {
         cluster_id: args.cluster_id.clone(),
         cluster_alias: args.cluster_alias.clone(),
