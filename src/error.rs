@@ -166,6 +166,16 @@ pub fn is_tls_handshake(e: &tokio_postgres::Error) -> bool {
     e.to_string().starts_with("error performing TLS handshake")
 }
 
+/// Whether the engine's error is its own file I/O: its spill files.
+fn is_spill_io(root: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::error::DataFusionError;
+    match root {
+        DataFusionError::IoError(_) => true,
+        DataFusionError::ArrowError(a, _) => matches!(**a, datafusion::arrow::error::ArrowError::IoError(..)),
+        _ => false,
+    }
+}
+
 /// The engine's message; when it ran out of its memory budget, also what to change.
 fn describe_engine(e: &datafusion::error::DataFusionError) -> String {
     match e.find_root() {
@@ -174,6 +184,10 @@ fn describe_engine(e: &datafusion::error::DataFusionError) -> String {
              profile with a larger memory_limit_bytes (`--profile large`, or \
              profiles.<name>.memory_limit_bytes), or fewer days per pass \
              (profiles.<name>.days_per_pass)"
+        ),
+        root if is_spill_io(root) => format!(
+            "{e}; the engine's own files are its spill files: the spill folder \
+             (profiles.<name>.spill_dir, `costagg check` shows it) may be full or gone"
         ),
         _ => e.to_string(),
     }
@@ -236,8 +250,10 @@ impl Error {
                 _ => 143,
             },
             Error::Engine(e) => match e.find_root() {
-                datafusion::error::DataFusionError::ObjectStore(_)
-                | datafusion::error::DataFusionError::IoError(_) => 4,
+                datafusion::error::DataFusionError::ObjectStore(_) => 4,
+                // The engine's own file I/O is local: its spill files (written through Arrow's
+                // IPC writer, hence an Arrow I/O error too).
+                root if is_spill_io(root) => 6,
                 datafusion::error::DataFusionError::ParquetError(_)
                 | datafusion::error::DataFusionError::ArrowError(..) => 3,
                 datafusion::error::DataFusionError::ResourcesExhausted(_) => 6,
@@ -364,6 +380,20 @@ mod tests {
         }
         assert_eq!(Error::DatabaseSchema("x".into()).exit_code(), 2);
         assert!(!errors[3].is_retryable());
+        let disk = Error::Engine(datafusion::error::DataFusionError::IoError(
+            std::io::Error::other("No space left on device"),
+        ));
+        assert_eq!(disk.exit_code(), 6);
+        assert!(disk.to_string().contains("spill folder"), "{disk}");
+        let ipc = datafusion::arrow::error::ArrowError::IoError(
+            "No space left on device".into(),
+            std::io::Error::other("No space left on device"),
+        );
+        let ipc = Error::Engine(datafusion::error::DataFusionError::ArrowError(
+            Box::new(ipc),
+            None,
+        ));
+        assert_eq!(ipc.exit_code(), 6);
         let memory = errors[4].to_string();
         assert!(
             memory.contains("memory_limit_bytes") && memory.contains("days_per_pass"),
