@@ -57,6 +57,18 @@ pub enum Error {
     )]
     BadRows { problems: String },
 
+    /// Two files whose hours overlap report the same rows: an upload sent twice.
+    #[error(
+        "{report}: {keys} ({key}) keys are reported more than once, by files whose hours overlap \
+         ({files}); summed, they would count twice; nothing was written (remove the copy)"
+    )]
+    ReportedTwice {
+        report: String,
+        key: String,
+        keys: u64,
+        files: String,
+    },
+
     /// The input store (a folder, S3) could not be reached or listed.
     #[error("input store: {location}: {problem}")]
     Store { location: String, problem: String },
@@ -239,6 +251,7 @@ impl Error {
             | Error::InputProblems(_)
             | Error::NoInput { .. }
             | Error::NoRowsInRange { .. }
+            | Error::ReportedTwice { .. }
             | Error::BadRows { .. } => 3,
             Error::Database { source, .. } => database_exit_code(source),
             Error::Store { .. } => 4,

@@ -485,3 +485,36 @@ fn an_org_that_cannot_name_the_schema_is_named_as_the_value_at_fault() {
         "{stderr}"
     );
 }
+
+/// The same upload sent twice — a file and its copy, whose hours overlap — would double the
+/// day's usage: the unit fails naming both, before anything is summarised.
+#[test]
+fn a_pod_usage_file_sent_twice_fails_the_unit_naming_both_files() {
+    let dir = sample("1000");
+    let month = folder(
+        dir.path(),
+        &unit(SOURCE_A, "2025-10"),
+        costagg::input::ReportType::PodUsage,
+    );
+    let first = month.join(format!("{SOURCE_A}_pod_usage_03_1.parquet"));
+    std::fs::copy(&first, month.join("resent_pod_usage_03_1.parquet")).unwrap();
+    let out = run_from(dir.path()).arg("--dry-run").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("(interval_start, namespace, pod, node) keys are reported more than once"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("resent_pod_usage_03_1.parquet") && stderr.contains("_pod_usage_03_1.parquet, "),
+        "{stderr}"
+    );
+    std::fs::remove_file(month.join("resent_pod_usage_03_1.parquet")).unwrap();
+    let out = run_from(dir.path()).arg("--dry-run").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

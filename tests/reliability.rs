@@ -130,7 +130,8 @@ async fn malformed_rows_fail_the_unit_when_asked_and_leave_the_rows() {
     let dir = tempfile::tempdir().unwrap();
     let (url, before) = with_previous_rows(dir.path()).await;
 
-    // Rows of September in October's folder; a negative and a NaN quantity.
+    // Rows of September in October's folder; a negative and a NaN quantity (in a namespace of
+    // their own: the same pod, node and hour as a row of hand.parquet would be a doubled row).
     write_pod_file_as(
         dir.path(),
         SOURCE_A,
@@ -142,8 +143,8 @@ async fn malformed_rows_fail_the_unit_when_asked_and_leave_the_rows() {
         SOURCE_A,
         "bad.parquet",
         &[
-            PodRow::new(5, "ns", "n1", "{}").cpu_core_seconds(-3600.0),
-            PodRow::new(6, "ns", "n1", "{}").cpu_core_seconds(f64::NAN),
+            PodRow::new(5, "ns-bad", "n1", "{}").cpu_core_seconds(-3600.0),
+            PodRow::new(6, "ns-bad", "n1", "{}").cpu_core_seconds(f64::NAN),
         ],
     );
     let e = run_october(dir.path(), &url, fail_on_bad_rows())
@@ -187,7 +188,7 @@ async fn malformed_rows_fail_the_unit_when_asked_and_leave_the_rows() {
         dir.path(),
         SOURCE_A,
         "labels.parquet",
-        &[PodRow::new(7, "ns", "n1", "{app: web").cpu_core_seconds(60.0)],
+        &[PodRow::new(7, "ns-labels", "n1", "{app: web").cpu_core_seconds(60.0)],
     );
     let e = run_october(dir.path(), &url, fail_on_bad_rows())
         .await

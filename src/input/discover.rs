@@ -19,6 +19,8 @@ pub struct ReportFiles {
     /// Rows in the files (all days), from their footers.
     pub rows: u64,
     pub bytes: u64,
+    /// Each file's first and last hour, where its footer tells them.
+    pub spans: Vec<super::schema::FileSpan>,
 }
 
 /// Files of each report type for the unit, all checked.
@@ -76,6 +78,7 @@ pub async fn discover(store: &InputStore, input: &InputConfig, unit: &UnitOfWork
             text_timestamps: found.text_timestamps,
             rows: found.rows,
             bytes: found.bytes,
+            spans: found.spans,
         });
     }
     match problems.len() {

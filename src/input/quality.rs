@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 use crate::config::BadRows;
 use crate::error::{Error, Result};
 use crate::input::discover::UnitFiles;
+use crate::input::schema::FileSpan;
 use crate::input::{Kind, ReportType};
 use crate::unit::{DayRange, Month, UnitOfWork};
 
@@ -61,6 +62,7 @@ pub async fn check(
             continue;
         }
         let started = Instant::now();
+        reported_twice(ctx, files, report).await?;
         let found = count(ctx, report, unit.month, unit.days).await?;
         debug!(
             report = report.folder(),
@@ -108,6 +110,72 @@ pub async fn check(
             Ok(total)
         }
     }
+}
+
+/// Fails when two files whose hours overlap (by their footers) report the same hour of the same
+/// pod (and node, or claim): the same upload sent twice, which koku has seen double a day's
+/// usage. Only the overlapping hours are read, and only when files overlap at all: files of
+/// an ordinary month cover hours of their own, and this costs nothing.
+async fn reported_twice(ctx: &SessionContext, files: &UnitFiles, report: ReportType) -> Result<()> {
+    let spans = files.get(report).map_or(&[][..], |r| &r.spans[..]);
+    let key = match report {
+        ReportType::StorageUsage => "interval_start, namespace, pod, persistentvolumeclaim",
+        _ => "interval_start, namespace, pod, node",
+    };
+    for (first_ms, last_ms, names) in overlapping(spans) {
+        let at = |ms: i64| {
+            let t = chrono::DateTime::from_timestamp_millis(ms)
+                .unwrap_or_default()
+                .naive_utc();
+            format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.3f"))
+        };
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {} WHERE interval_start >= {} AND interval_start <= {} \
+             GROUP BY {key} HAVING count(*) > 1) AS twice",
+            report.table_name(),
+            at(first_ms),
+            at(last_ms)
+        );
+        let batches = ctx.sql(&sql).await?.collect().await?;
+        let keys = batches
+            .first()
+            .map(|b| b.column(0).as_primitive::<Int64Type>())
+            .filter(|a| !a.is_empty())
+            .map_or(0, |a| a.value(0) as u64);
+        if keys > 0 {
+            return Err(Error::ReportedTwice {
+                report: report.folder().into(),
+                key: key.into(),
+                keys,
+                files: names.join(", "),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The windows in which two or more files' hours overlap, each with the files in it.
+fn overlapping(spans: &[FileSpan]) -> Vec<(i64, i64, Vec<String>)> {
+    let mut sorted: Vec<&FileSpan> = spans.iter().collect();
+    sorted.sort_by_key(|s| (s.first_ms, s.last_ms));
+    let mut windows: Vec<(i64, i64, Vec<String>)> = Vec::new();
+    for (i, a) in sorted.iter().enumerate() {
+        for b in sorted[i + 1..].iter().take_while(|b| b.first_ms <= a.last_ms) {
+            let (first, last) = (b.first_ms, a.last_ms.min(b.last_ms));
+            match windows.last_mut() {
+                Some(w) if first <= w.1 => {
+                    w.1 = w.1.max(last);
+                    for f in [&a.file, &b.file] {
+                        if !w.2.contains(f) {
+                            w.2.push(f.clone());
+                        }
+                    }
+                }
+                _ => windows.push((first, last, vec![a.file.clone(), b.file.clone()])),
+            }
+        }
+    }
+    windows
 }
 
 /// The SQL condition "some quantity of the row is negative, not finite or over
@@ -262,6 +330,42 @@ pub async fn skip_bad_quantities(ctx: &SessionContext, report: ReportType) -> Re
     ))
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod overlap_tests {
+    use super::*;
+
+    fn span(file: &str, first_h: i64, last_h: i64) -> FileSpan {
+        FileSpan {
+            file: file.into(),
+            first_ms: first_h * 3_600_000,
+            last_ms: last_h * 3_600_000,
+        }
+    }
+
+    #[test]
+    fn only_files_whose_hours_overlap_are_read_again_and_only_those_hours() {
+        // Half-days of their own, as koku's files and the generator's are: nothing to read.
+        let own = [span("a0", 0, 11), span("a1", 12, 23), span("b0", 24, 35)];
+        assert!(overlapping(&own).is_empty());
+        // A copy of a1 (hours 12..23) and a file spanning hours 30..40 over b0 (24..35).
+        let twice = [
+            span("a0", 0, 11),
+            span("a1", 12, 23),
+            span("a1 copy", 12, 23),
+            span("b0", 24, 35),
+            span("late", 30, 40),
+        ];
+        let windows = overlapping(&twice);
+        let hours: Vec<(i64, i64)> = windows
+            .iter()
+            .map(|w| (w.0 / 3_600_000, w.1 / 3_600_000))
+            .collect();
+        assert_eq!(hours, [(12, 23), (30, 35)]);
+        assert_eq!(windows[0].2, ["a1", "a1 copy"]);
+        assert_eq!(windows[1].2, ["b0", "late"]);
+    }
 }
 
 #[cfg(test)]

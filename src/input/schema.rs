@@ -50,6 +50,9 @@ pub struct Footer {
     pub rows: i64,
     pub schema: Schema,
     pub all_null: Vec<String>,
+    /// The first and last `interval_start` (ms since the epoch) by the statistics, when the
+    /// column is a timestamp and every row group has them.
+    pub span_ms: Option<(i64, i64)>,
 }
 
 /// Every problem of one file against a report type's columns: a required column missing,
@@ -96,6 +99,16 @@ pub struct Checked {
     pub rows: u64,
     /// Size of the files.
     pub bytes: u64,
+    /// Each file's first and last `interval_start` (ms), where its footer tells them.
+    pub spans: Vec<FileSpan>,
+}
+
+/// The hours a file reports, by its footer: its first and last `interval_start`.
+#[derive(Debug, Clone)]
+pub struct FileSpan {
+    pub file: String,
+    pub first_ms: i64,
+    pub last_ms: i64,
 }
 
 /// Reads each file's footer (eight at a time) and checks its columns.
@@ -115,6 +128,13 @@ pub async fn check_files(store: &InputStore, report: ReportType, files: &[Object
                 checked.problems.extend(check_schema(&file, report, &footer));
                 if let Ok(f) = footer.schema.field_with_name("interval_start") {
                     checked.text_timestamps |= is_text(f.data_type());
+                }
+                if let Some((first_ms, last_ms)) = footer.span_ms {
+                    checked.spans.push(FileSpan {
+                        file,
+                        first_ms,
+                        last_ms,
+                    });
                 }
             }
             Err(problem) => checked.problems.push(Error::InputUnreadable { file, problem }),
@@ -139,6 +159,7 @@ async fn read_footer(store: &InputStore, meta: &ObjectMeta) -> std::result::Resu
         let schema = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())?;
         Ok::<_, datafusion::error::DataFusionError>(Footer {
             rows: file.num_rows(),
+            span_ms: interval_span_ms(&footer, &schema),
             schema,
             all_null: all_null_columns(&footer),
         })
@@ -170,6 +191,34 @@ fn all_null_columns(footer: &parquet::file::metadata::ParquetMetaData) -> Vec<St
         })
         .map(|i| columns.column(i).name().to_string())
         .collect()
+}
+
+/// The first and last `interval_start` in ms, from the row groups' statistics of a timestamp
+/// column stored as 64-bit integers; `None` for text or INT96 times, or missing statistics.
+fn interval_span_ms(
+    footer: &parquet::file::metadata::ParquetMetaData,
+    schema: &Schema,
+) -> Option<(i64, i64)> {
+    use datafusion::arrow::datatypes::TimeUnit;
+    use parquet::file::statistics::Statistics;
+    let to_ms = match schema.field_with_name("interval_start").ok()?.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => |v: i64| v.saturating_mul(1000),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => |v: i64| v,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => |v: i64| v.div_euclid(1000),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => |v: i64| v.div_euclid(1_000_000),
+        _ => return None,
+    };
+    let columns = footer.file_metadata().schema_descr();
+    let i = (0..columns.num_columns()).find(|&i| columns.column(i).name() == "interval_start")?;
+    let mut span: Option<(i64, i64)> = None;
+    for group in footer.row_groups() {
+        let Some(Statistics::Int64(stats)) = group.column(i).statistics() else {
+            return None;
+        };
+        let (first, last) = (to_ms(*stats.min_opt()?), to_ms(*stats.max_opt()?));
+        span = Some(span.map_or((first, last), |(a, b)| (a.min(first), b.max(last))));
+    }
+    span
 }
 
 /// Parquet's frame: `PAR1`, the data, the footer, the footer's length (4 bytes, little
@@ -365,6 +414,7 @@ mod tests {
             rows: 24,
             schema,
             all_null: vec!["node".into()],
+            span_ms: None,
         };
         let problems: Vec<String> = check_schema("d.parquet", ReportType::NodeLabels, &footer)
             .iter()
@@ -391,6 +441,7 @@ mod tests {
             rows: 24,
             schema,
             all_null: vec![],
+            span_ms: None,
         };
         let problems = check_schema("t.parquet", ReportType::NodeLabels, &footer);
         assert_eq!(problems.len(), 1);
@@ -413,6 +464,7 @@ mod tests {
             rows: 24,
             schema: optional_null,
             all_null: vec!["csi_volume_handle".into(), "persistentvolume".into()],
+            span_ms: None,
         };
         assert!(check_schema("s.parquet", ReportType::StorageUsage, &footer).is_empty());
     }
@@ -466,6 +518,7 @@ mod tests {
             rows: 1,
             schema,
             all_null: vec![],
+            span_ms: None,
         };
         let problems = check_schema("x.parquet", ReportType::NodeLabels, &footer);
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
