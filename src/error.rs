@@ -126,8 +126,8 @@ pub enum Error {
     Internal(String),
 }
 
-/// A tokio-postgres error with what lies under it: the server's message (and detail, hint)
-/// for a server error, else the chain of causes ("error connecting to server: Connection
+/// A tokio-postgres error with what lies under it: the server's message (and detail, hint,
+/// and for a COPY the row and column) for a server error, else the chain of causes ("error connecting to server: Connection
 /// refused"). Its own `Display` is only "db error" for the former.
 fn describe_database(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
@@ -137,6 +137,10 @@ fn describe_database(e: &tokio_postgres::Error) -> String {
         }
         if let Some(hint) = db.hint() {
             text.push_str(&format!("; hint: {hint}"));
+        }
+        // Where in a COPY: the summary row and the column a value did not fit.
+        if let Some(at) = db.where_().filter(|w| w.starts_with("COPY ")) {
+            text.push_str(&format!("; at {}", at.lines().next().unwrap_or(at)));
         }
         return text;
     }

@@ -689,4 +689,8 @@ async fn a_value_too_long_for_its_column_is_an_input_error_not_a_retry() {
         stderr.contains("value too long for type character varying(50)"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains(", column cluster_id"),
+        "the column is named: {stderr}"
+    );
 }
