@@ -10,6 +10,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::{Config, Profile, redact_url};
 use crate::error::{Error, Result};
+use crate::input::discover::UnitFiles;
 use crate::input::store::InputStore;
 use crate::memory;
 use crate::report::{Preview, RunReport};
@@ -130,7 +131,7 @@ pub async fn run(
         let files = found.files().clone();
         match &req.mode {
             Mode::Write { database_url } => {
-                write_unit(req, progress, found, database_url, started, shutdown).await
+                write_unit(req, progress, found, &files, database_url, started, shutdown).await
             }
             Mode::DryRun { database_url } => {
                 let work = dry_run(req, progress, found, database_url.as_deref(), started);
@@ -160,6 +161,7 @@ async fn write_unit(
     req: &RunRequest,
     progress: &Progress,
     found: Discovered,
+    files: &UnitFiles,
     url: &str,
     started: Instant,
     shutdown: impl Future<Output = &'static str>,
@@ -167,14 +169,13 @@ async fn write_unit(
     progress.set_stage("connecting to the database");
     let mut client = sink::connect(url, &req.config.database).await?;
     let record = sink::runs::start(&mut client, &req.unit).await;
-    let files = found.files().clone();
     let work = async {
         let prepared = steps::prepare(req, progress, found, Some(&client)).await?;
         let summary = steps::summarize(req, &prepared, progress).await?;
         let delivered = steps::write(req, &prepared, summary, &mut client, url).await?;
         Ok(steps::report(req, &prepared, &delivered, started))
     };
-    let result = interruptible(steps::located(req, &files, work), shutdown).await;
+    let result = interruptible(steps::located(req, files, work), shutdown).await;
     if let Err(Error::Interrupted { .. }) = result {
         // The dropped work may have left a statement running (a wait for the unit's lock);
         // cancel it so the rollback and the run record follow at once.
