@@ -54,7 +54,7 @@ pub async fn connect(url: &str, db: &DatabaseConfig) -> Result<Client> {
         tls::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
         _ => tokio_postgres::config::SslMode::Require,
     });
-    let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls::client_config(&tls)?);
+    let connector = tls::connector(&tls)?;
     let mut wait = Duration::from_secs(1);
     let mut attempt = 1;
     let (client, connection) = loop {
@@ -86,8 +86,7 @@ pub async fn connect(url: &str, db: &DatabaseConfig) -> Result<Client> {
 pub async fn cancel_running(client: &Client, url: &str) {
     let token = client.cancel_token();
     let cancel = async {
-        let tls = tls::settings(url)?;
-        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls::client_config(&tls)?);
+        let connector = tls::connector(&tls::settings(url)?)?;
         token
             .cancel_query(connector)
             .await

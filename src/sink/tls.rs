@@ -76,6 +76,12 @@ pub fn settings(url: &str) -> Result<TlsSettings> {
     })
 }
 
+/// The TLS connector for the settings, as every connection to the server (and a cancel
+/// request) makes it.
+pub fn connector(s: &TlsSettings) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(client_config(s)?))
+}
+
 /// The rustls client configuration for the settings.
 pub fn client_config(s: &TlsSettings) -> Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
