@@ -230,28 +230,6 @@ fn costagg_run_source(root: &std::path::Path, url: &str, source: &str) -> Comman
     c
 }
 
-/// Waits until a costagg COPY is running in this test's database (other tests share the server).
-async fn wait_for_copy(url: &str) {
-    let client = connect(url).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let n: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND application_name = 'costagg' AND query LIKE 'COPY%'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if n > 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no COPY started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn finish(child: Child) -> (Option<i32>, String) {
     let out = child.wait_with_output().unwrap();
     (

@@ -4,6 +4,7 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::ops::Deref;
+use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, NoTls};
 
@@ -177,5 +178,27 @@ pub fn assert_same_rows(a: &[String], b: &[String]) {
         let (p, q): (serde_json::Value, serde_json::Value) =
             (serde_json::from_str(x).unwrap(), serde_json::from_str(y).unwrap());
         assert!(same(&p, &q), "rows differ:\n{x}\n{y}");
+    }
+}
+
+/// Waits until a costagg COPY is running in this test's database (other tests share the server).
+pub async fn wait_for_copy(url: &str) {
+    let client = connect(url).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'costagg' AND query LIKE 'COPY%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no COPY started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
