@@ -158,8 +158,10 @@ fn describe_database(e: &tokio_postgres::Error) -> String {
 
 /// A database error's exit code: 4 (retry) unless only a change can make it succeed.
 /// - 2: the server refused the login (SQLSTATE class 28: password, `pg_hba.conf`), the
-///   database does not exist (3D000), the table lacks a column (42703) or a constraint of
-///   koku's refuses the rows (class 23), or the TLS handshake failed (`sslmode` or
+///   database does not exist (3D000), a constraint of koku's refuses the rows (class 23:
+///   a foreign key such as `report_period_id`, not null, unique, check), the schema does not
+///   match (class 42: a missing table or column, a permission the role lacks), the server
+///   cannot do what was asked (class 0A), or the TLS handshake failed (`sslmode` or
 ///   `sslrootcert` and the server disagree);
 /// - 3: a value the input carries does not fit its column (class 22: too long, out of
 ///   range, a NUL byte).
@@ -167,9 +169,9 @@ fn database_exit_code(e: &tokio_postgres::Error) -> i32 {
     if let Some(state) = e.code() {
         let code = state.code();
         return match &code[..2] {
-            "28" | "23" => 2,
+            "28" | "23" | "42" | "0A" => 2,
             "22" => 3,
-            _ if code == "3D000" || code == "42703" => 2,
+            _ if code == "3D000" => 2,
             _ => 4,
         };
     }
@@ -236,7 +238,11 @@ const fn exit(code: i32, meaning: &'static str, retry: bool) -> Exit {
 pub const EXIT_CODES: [Exit; 9] = [
     exit(0, "ok (also: nothing to do)", false),
     exit(1, "internal error (a bug in costagg)", false),
-    exit(2, "usage, config, table layout or database setup error", false),
+    exit(
+        2,
+        "usage, config, table layout, database setup or a constraint of koku's schema",
+        false,
+    ),
     exit(3, "invalid or missing input", false),
     exit(4, "database or input store unavailable", true),
     exit(5, "unit locked by another run", true),
