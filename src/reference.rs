@@ -1,8 +1,10 @@
 //! koku's reference data besides the line items — enabled tag keys, cost-category patterns,
 //! node roles, the report period — and the rule that picks it: koku's table when the schema
-//! has it, else the config's value.
+//! has it, else the config's value. Also the rows a run adds to koku's tables around the
+//! summary (clusters, nodes, claims, projects: [`Inventory`]).
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +68,58 @@ pub struct ReportPeriod {
     pub id: i32,
     pub cluster_id: String,
     pub cluster_alias: Option<String>,
+}
+
+/// What a unit's line items say about its cluster, as rows for koku's tables around the
+/// summary (`reporting_ocp_nodes`, `_pvcs`, `_projects`; the cluster row comes from the unit's
+/// identity). Built by `input::inventory` from the input check's scan, written by
+/// `sink::koku_tables` in the unit's transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inventory {
+    pub nodes: Vec<NodeRow>,
+    /// The distinct namespaces of the pod rows.
+    pub projects: Vec<String>,
+    pub pvcs: Vec<PvcRow>,
+}
+
+/// A node as koku's `get_nodes_query_sql` returns it: one per (node, resource id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRow {
+    pub node: String,
+    pub resource_id: Option<String>,
+    /// The max of the pod rows' `node_capacity_cpu_cores`.
+    pub node_capacity_cpu_cores: Option<f64>,
+    pub node_role: String,
+    /// Lower-cased `kubernetes_io_arch` of the node's greatest node-label string.
+    pub architecture: Option<String>,
+}
+
+/// A persistent volume claim as koku's `get_pvcs_query_sql` returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PvcRow {
+    pub persistent_volume: String,
+    pub persistent_volume_claim: String,
+    pub csi_volume_handle: Option<String>,
+}
+
+/// The node roles of `reporting_ocp_nodes` as the unit's own transaction sees them once it has
+/// written its nodes, handed from the sink to the summary's unallocated section, which runs
+/// after the sink has started (it reads the Pod rows' totals): a node seen for the first time
+/// then gets its role on its first run. Empty until the sink fills it; the summary then keeps
+/// the roles it was started with.
+#[derive(Debug, Clone, Default)]
+pub struct RolesAfterWrite(Arc<Mutex<Option<Vec<NodeRole>>>>);
+
+impl RolesAfterWrite {
+    pub fn set(&self, roles: Vec<NodeRole>) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(roles);
+        }
+    }
+
+    pub fn take(&self) -> Option<Vec<NodeRole>> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
 }
 
 /// The reference data the summary needs besides the line items.

@@ -9,6 +9,7 @@ use datafusion::arrow::datatypes::DataType;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::sink::KokuTablesOutcome;
 use crate::summary::column_as;
 use crate::unit::UnitOfWork;
 
@@ -18,6 +19,14 @@ pub struct InputCount {
     pub files: usize,
     /// Rows in the files (every day in them), from their footers.
     pub rows: u64,
+}
+
+/// The nodes, namespaces and volume claims of the input (`reference::Inventory`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct InventoryCount {
+    pub nodes: usize,
+    pub projects: usize,
+    pub pvcs: usize,
 }
 
 /// The same fields are printed as a table on a terminal, logged as one JSON event and written
@@ -57,6 +66,10 @@ pub struct RunReport {
     /// the summary).
     pub bad_quantity_rows: u64,
     pub table_created: bool,
+    /// What the line items say about the cluster (distinct nodes, namespaces, claims).
+    pub inventory: InventoryCount,
+    /// What the write added to koku's tables around the summary (absent in a dry run).
+    pub koku_tables: Option<KokuTablesOutcome>,
     /// Listing the files and checking their schemas.
     pub check_ms: u64,
     /// Connecting and reading the reference tables.
@@ -84,6 +97,26 @@ impl RunReport {
             dry_run,
             ..Default::default()
         }
+    }
+
+    /// The input's nodes, projects and claims, and what koku's tables gained.
+    fn cluster_line(&self) -> String {
+        let i = &self.inventory;
+        let mut line = format!(
+            "{} nodes, {} projects, {} claims in the input",
+            i.nodes, i.projects, i.pvcs
+        );
+        if let Some(k) = &self.koku_tables {
+            let period = match (k.report_period_id, k.report_period_created) {
+                (Some(id), true) => format!("report period {id} created, "),
+                _ => String::new(),
+            };
+            line.push_str(&format!(
+                "; koku's tables: {period}{} cluster, {} nodes, {} claims, {} projects created; {} nodes, {} claims updated",
+                k.clusters_created, k.nodes_created, k.pvcs_created, k.projects_created, k.nodes_updated, k.pvcs_updated
+            ));
+        }
+        line
     }
 
     /// A short table for a terminal.
@@ -122,6 +155,7 @@ impl RunReport {
                 self.rows_written, self.pod_rows, self.storage_rows, self.unallocated_rows, self.rows_deleted
             ),
         ));
+        lines.push(("cluster", self.cluster_line()));
         lines.push((
             "time",
             format!(

@@ -133,7 +133,9 @@ async fn nanosecond_zoned_integer_large_string_and_text_timestamp_files_read_as_
         policy: BadRows::Skip,
     };
     let days = DayRange::new(day, day).unwrap();
-    let summary = daily_summary(&ctx, days, false, 0, gate).await.unwrap();
+    let summary = daily_summary(&ctx, days, false, 0, gate, Default::default())
+        .await
+        .unwrap();
     let batches: Vec<RecordBatch> = summary.rows.try_collect().await.unwrap();
     // The Pod section comes first: one Pod row, then the node's unallocated row.
     assert_eq!(RowCounts::get(&summary.counts.pod), 1);

@@ -1,6 +1,7 @@
 //! Input: koku's report types, where their files live for a unit, and their schema checks.
 
 pub mod discover;
+pub mod inventory;
 pub mod layout;
 pub mod locate;
 pub mod quality;
@@ -90,6 +91,9 @@ const POD_USAGE_COLUMNS: &[Column] = &[
     key("node_capacity_memory_byte_seconds", Kind::Quantity),
     opt("pod_effective_usage_cpu_core_seconds", Kind::Quantity),
     opt("pod_effective_usage_memory_byte_seconds", Kind::Quantity),
+    // Written by newer operators (koku's `CPU_MEM_USAGE_NEWV_COLUMNS_AND_TYPES`); read only for
+    // koku's nodes table (`input::inventory`).
+    opt("node_role", Kind::Text),
 ];
 
 /// `csi_volume_handle` is optional: operators before its introduction do not write it, and a

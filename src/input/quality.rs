@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, AsArray, BooleanArray};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 use crate::config::BadRows;
 use crate::error::{Error, Result};
 use crate::input::discover::UnitFiles;
+use crate::input::inventory::Facts;
 use crate::input::schema::FileSpan;
 use crate::input::{Kind, ReportType};
 use crate::unit::{DayRange, Month, UnitOfWork};
@@ -39,38 +40,50 @@ pub struct RowProblems {
     pub first_day: Option<NaiveDate>,
 }
 
+/// What the check found: the malformed rows, and the groups of its scan that the inventory is
+/// read from (`inventory::Facts`).
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub problems: RowProblems,
+    pub pod_groups: Vec<RecordBatch>,
+    pub storage_groups: Vec<RecordBatch>,
+}
+
 /// Counts the malformed rows of the unit's registered pod and storage tables and applies
 /// `policy`: fail the unit, or leave rows with bad quantities out and warn.
 /// `unparsable_timestamps` were counted when the tables were registered. Returns the totals
-/// and, from the same scan, the first day of the unit's range with a good pod usage row: koku
+/// and, from the same scan, the first day of the unit's range with a good pod usage row (koku
 /// moves the start of the replaced range to that day, so a partial upload never wipes days it
-/// carries no data for.
+/// carries no data for) and the groups the inventory is read from.
 pub async fn check(
     ctx: &SessionContext,
     files: &UnitFiles,
     unit: &UnitOfWork,
     policy: BadRows,
     unparsable_timestamps: u64,
-) -> Result<RowProblems> {
+) -> Result<Checked> {
     let mut problems = Vec::new();
-    let mut total = RowProblems {
-        unparsable_timestamps,
-        ..Default::default()
-    };
+    let mut checked = Checked::default();
+    checked.problems.unparsable_timestamps = unparsable_timestamps;
     for report in [ReportType::PodUsage, ReportType::StorageUsage] {
         if files.count(report) == 0 {
             continue;
         }
         let started = Instant::now();
         reported_twice(ctx, files, report).await?;
-        let found = count(ctx, report, unit.month, unit.days).await?;
+        let (found, groups) = count(ctx, report, unit.month, unit.days).await?;
         debug!(
             report = report.folder(),
+            groups = groups.iter().map(|b| b.num_rows()).sum::<usize>(),
             ms = started.elapsed().as_millis() as u64,
             "counted problem rows"
         );
+        let total = &mut checked.problems;
         if report == ReportType::PodUsage {
             total.first_day = found.first_day;
+            checked.pod_groups = groups;
+        } else {
+            checked.storage_groups = groups;
         }
         if found.other_month > 0 {
             problems.push(format!(
@@ -99,7 +112,7 @@ pub async fn check(
         ));
     }
     if problems.is_empty() {
-        return Ok(total);
+        return Ok(checked);
     }
     match policy {
         BadRows::Fail => Err(Error::BadRows {
@@ -107,7 +120,7 @@ pub async fn check(
         }),
         BadRows::Skip => {
             warn!(problems = %problems.join("; "), "malformed rows were left out of the summary");
-            Ok(total)
+            Ok(checked)
         }
     }
 }
@@ -276,44 +289,81 @@ impl ScalarUDFImpl for BadQuantity {
 }
 
 /// Counts the malformed rows of a registered report table, and finds the first day of `days`
-/// holding a good row, in the same scan.
+/// holding a good row, in one scan; grouped by the inventory's keys for the report
+/// (`inventory::Facts`), whose groups, with `kept_rows` (the good rows of `days`) and the
+/// inventory's aggregates, are returned beside the totals.
 pub async fn count(
     ctx: &SessionContext,
     report: ReportType,
     month: Month,
     days: DayRange,
-) -> Result<RowProblems> {
+) -> Result<(RowProblems, Vec<RecordBatch>)> {
     let whole = month.all_days();
     let (first, next) = (whole.start_literal(), whole.end_literal());
     let (from, to) = (days.start_literal(), days.end_literal());
+    let facts = Facts::of(report);
+    let (keys, columns, aggregates) = match &facts {
+        Some(f) => (
+            f.keys.join(", "),
+            [f.keys, f.columns].concat().join(", "),
+            f.aggregates,
+        ),
+        None => (String::new(), String::new(), ""),
+    };
+    let (keys_out, columns_in, aggregates) = match facts {
+        Some(_) => (
+            format!("{keys}, "),
+            format!(", {columns}"),
+            format!(", {aggregates}"),
+        ),
+        None => (String::new(), String::new(), String::new()),
+    };
+    let group_by = if keys.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {keys}")
+    };
     let sql = format!(
-        "SELECT count(*) FILTER (WHERE interval_start < {first} OR interval_start >= {next}), \
-         count(*) FILTER (WHERE bad), \
-         CAST(min(interval_start) FILTER (WHERE interval_start >= {from} \
-             AND interval_start < {to} AND NOT bad) AS DATE) \
-         FROM (SELECT interval_start, {} AS bad FROM {}) AS q",
+        "SELECT {keys_out}count(*) FILTER (WHERE interval_start < {first} OR interval_start >= {next}) AS other_month, \
+         count(*) FILTER (WHERE bad) AS bad, \
+         CAST(min(interval_start) FILTER (WHERE kept) AS DATE) AS first_day, \
+         count(*) FILTER (WHERE kept) AS kept_rows{aggregates} \
+         FROM (SELECT *, interval_start >= {from} AND interval_start < {to} AND NOT bad AS kept \
+               FROM (SELECT interval_start{columns_in}, {} AS bad FROM {}) AS r) AS q{group_by}",
         bad_quantity(ctx, report),
         report.table_name()
     );
-    let batches = ctx.sql(&sql).await?.collect().await?;
-    let value = |i: usize| {
-        batches
-            .first()
-            .map(|b| b.column(i).as_primitive::<Int64Type>())
-            .filter(|a| !a.is_empty())
-            .map_or(0, |a| a.value(0) as u64)
-    };
-    let first_day = batches
-        .first()
-        .map(|b| b.column(2).as_primitive::<Date32Type>())
-        .filter(|a| !a.is_empty() && !a.is_null(0))
-        .and_then(|a| a.value_as_date(0));
-    Ok(RowProblems {
-        other_month: value(0),
-        bad_quantities: value(1),
-        unparsable_timestamps: 0,
-        first_day,
-    })
+    let groups = ctx.sql(&sql).await?.collect().await?;
+    Ok((totals(&groups), groups))
+}
+
+/// The counts of the scan's groups added up, and the earliest first day.
+fn totals(groups: &[RecordBatch]) -> RowProblems {
+    let mut found = RowProblems::default();
+    for batch in groups {
+        let count = |name: &str| -> u64 {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_primitive_opt::<Int64Type>())
+                .map_or(0, |a| a.iter().flatten().sum::<i64>() as u64)
+        };
+        found.other_month += count("other_month");
+        found.bad_quantities += count("bad");
+        let first = batch
+            .column_by_name("first_day")
+            .and_then(|c| c.as_primitive_opt::<Date32Type>())
+            .and_then(|a| {
+                (0..a.len())
+                    .filter(|&i| a.is_valid(i))
+                    .filter_map(|i| a.value_as_date(i))
+                    .min()
+            });
+        found.first_day = match (found.first_day, first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    found
 }
 
 /// Replaces a registered report table with a view that leaves out the rows with a bad quantity

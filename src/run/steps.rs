@@ -11,17 +11,17 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tokio_postgres::Client;
 use tracing::field::Empty;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::RunRequest;
 use crate::error::{Error, Result};
-use crate::input::ReportType;
 use crate::input::discover::UnitFiles;
 use crate::input::quality::RowProblems;
+use crate::input::{ReportType, inventory};
 use crate::memory;
-use crate::reference::Reference;
-use crate::report::{InputCount, Preview, RunReport};
-use crate::sink::{self, WriteOptions, WriteOutcome};
+use crate::reference::{Inventory, Reference, RolesAfterWrite};
+use crate::report::{InputCount, InventoryCount, Preview, RunReport};
+use crate::sink::{self, KokuTables, WriteOptions, WriteOutcome};
 use crate::summary::labels::MalformedLabels;
 use crate::summary::{self, DailySummary, LabelGate, RowCounts};
 use crate::telemetry::Progress;
@@ -87,6 +87,11 @@ pub(super) struct Prepared {
     pub days: DayRange,
     problems: RowProblems,
     malformed: Arc<MalformedLabels>,
+    /// What the line items say about the cluster, for koku's tables around the summary.
+    pub inventory: Inventory,
+    /// The node roles the sink reads back once it has written the nodes, for the unallocated
+    /// rows.
+    roles: RolesAfterWrite,
     reference_ms: u64,
 }
 
@@ -113,15 +118,24 @@ pub(super) async fn prepare(
     let ctx = summary::session(&req.profile, &reference, malformed.clone())?;
     let unparsable = register_files(&ctx, req, &found.files).await?;
     let policy = req.config.input.bad_rows;
-    let problems = crate::input::quality::check(&ctx, &found.files, &req.unit, policy, unparsable).await?;
-    let days = replaced_days(req, &problems)?;
+    let checked = crate::input::quality::check(&ctx, &found.files, &req.unit, policy, unparsable).await?;
+    let days = replaced_days(req, &checked.problems)?;
+    let inventory = inventory::read(&ctx, days, &checked.pod_groups, &checked.storage_groups).await?;
+    debug!(
+        nodes = inventory.nodes.len(),
+        projects = inventory.projects.len(),
+        pvcs = inventory.pvcs.len(),
+        "read the cluster's inventory"
+    );
     Ok(Prepared {
         found,
         ctx,
         identity,
         days,
-        problems,
+        problems: checked.problems,
         malformed,
+        inventory,
+        roles: RolesAfterWrite::default(),
         reference_ms,
     })
 }
@@ -203,8 +217,16 @@ pub(super) async fn summarize<'a>(
         malformed: prepared.malformed.clone(),
         policy: req.config.input.bad_rows,
     };
-    let DailySummary { rows, counts } =
-        summary::daily_summary(&prepared.ctx, days, prepared.has_storage(), days_per_pass, gate).await?;
+    let roles = prepared.roles.clone();
+    let DailySummary { rows, counts } = summary::daily_summary(
+        &prepared.ctx,
+        days,
+        prepared.has_storage(),
+        days_per_pass,
+        gate,
+        roles,
+    )
+    .await?;
     Ok(Summarized {
         rows: rows
             .inspect_ok(|b| progress.add_rows(b.num_rows() as u64))
@@ -245,9 +267,22 @@ pub(super) async fn write(
         counts,
         started,
     } = summarized;
-    let outcome = sink::replace_unit(client, db, unit, &prepared.identity, first_day, options, rows)
-        .instrument(write.clone())
-        .await?;
+    let around = KokuTables {
+        inventory: &prepared.inventory,
+        roles: &prepared.roles,
+    };
+    let outcome = sink::replace_unit(
+        client,
+        db,
+        unit,
+        &prepared.identity,
+        first_day,
+        options,
+        around,
+        rows,
+    )
+    .instrument(write.clone())
+    .await?;
     write.record("rows", outcome.rows_written);
     write.record("deleted", outcome.rows_deleted);
     Ok(Delivered {
@@ -350,6 +385,11 @@ impl Prepared {
         report.days = self.days.num_days();
         report.cluster_id = self.identity.cluster_id.clone();
         report.malformed_labels = self.malformed.count();
+        report.inventory = InventoryCount {
+            nodes: self.inventory.nodes.len(),
+            projects: self.inventory.projects.len(),
+            pvcs: self.inventory.pvcs.len(),
+        };
         report.unparsable_timestamps = self.problems.unparsable_timestamps;
         report.other_month_rows = self.problems.other_month;
         report.bad_quantity_rows = self.problems.bad_quantities;
@@ -362,6 +402,7 @@ impl Delivered {
         report.rows_deleted = self.outcome.rows_deleted;
         report.rows_written = self.outcome.rows_written;
         report.table_created = self.outcome.table_created;
+        report.koku_tables = Some(self.outcome.koku_tables.clone()).filter(|_| !report.dry_run);
         report.pod_rows = RowCounts::get(&self.counts.pod);
         report.storage_rows = RowCounts::get(&self.counts.storage);
         report.unallocated_rows = RowCounts::get(&self.counts.unallocated);

@@ -1,8 +1,10 @@
 //! PostgreSQL: reference tables in, and one unit replaced in one transaction (lock, delete,
 //! binary COPY, commit).
 
+pub mod announce;
 pub mod copy;
 pub mod ddl;
+pub mod koku_tables;
 pub mod reference;
 pub mod runs;
 mod swap;
@@ -22,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::unit::{ClusterIdentity, UnitOfWork};
 use copy::{OutputColumn, Source, Wire};
 use ddl::{COLUMNS, SUMMARY_TABLE};
+pub use koku_tables::{KokuTables, KokuTablesOutcome};
 
 /// A double-quoted SQL identifier.
 pub fn quote_ident(name: &str) -> String {
@@ -173,6 +176,8 @@ pub struct WriteOutcome {
     pub rows_deleted: u64,
     pub rows_written: u64,
     pub table_created: bool,
+    /// What was written to koku's tables around the summary.
+    pub koku_tables: KokuTablesOutcome,
 }
 
 /// How a replace reaches PostgreSQL besides the unit's own connection.
@@ -202,9 +207,14 @@ pub const SWAP_MIN_INPUT_ROWS: u64 = 500_000;
 /// COPY loop of `copy_batches` returns on the first `Err`, and `swap::replace` commits only
 /// after it.) A sink that committed per pass would break `input.bad_rows: fail`.
 ///
+/// Before the rows, koku's tables around the summary are filled in the same transaction
+/// (`koku_tables`), and the node roles handed to the summary's unallocated section; before the
+/// commit, the replaced unit is announced (`announce`).
+///
 /// Row by row: delete the unit's rows, COPY the new ones into the table. When the table is
 /// costagg's own and the month's partition holds only rows this run replaces, the month is
 /// built aside and swapped in instead (`swap`), which spares PostgreSQL the per-row index work.
+#[allow(clippy::too_many_arguments)]
 pub async fn replace_unit<S>(
     client: &mut Client,
     db: &DatabaseConfig,
@@ -212,6 +222,7 @@ pub async fn replace_unit<S>(
     identity: &ClusterIdentity,
     first_day: NaiveDate,
     options: WriteOptions<'_>,
+    tables: KokuTables<'_>,
     batches: S,
 ) -> Result<WriteOutcome>
 where
@@ -230,7 +241,12 @@ where
 
     let table_created = ensure_table(&tx, &schema_q, &table_q, unit).await?;
     let layout = existing_columns(&tx, &unit.schema, &table_q).await?;
-    let columns = output_columns(unit, identity, &layout.wires);
+    let koku_tables = koku_tables::fill(&tx, unit, identity, tables).await?;
+    let identity = ClusterIdentity {
+        report_period_id: identity.report_period_id.or(koku_tables.report_period_id),
+        ..identity.clone()
+    };
+    let columns = output_columns(unit, &identity, &layout.wires);
 
     let swap_wanted = match db.write_method {
         WriteMethod::Auto => options.input_rows >= SWAP_MIN_INPUT_ROWS,
@@ -242,33 +258,75 @@ where
     } else {
         None
     };
-    if let Some(plan) = plan {
-        let mut helpers = Vec::new();
-        for _ in 0..options.connections.max(1) {
-            let helper = connect(options.url, db).await?;
-            if let Some(setting) = statement_timeout(db) {
-                helper
-                    .batch_execute(&format!("SET {setting}"))
-                    .await
-                    .map_err(Error::database("set statement timeout"))?;
-            }
-            helpers.push(helper);
+    let mut outcome = match plan {
+        Some(plan) => {
+            let helpers = helper_connections(db, &options).await?;
+            let write = swap::SwapWrite {
+                unit,
+                first_day,
+                last_day: unit.days.last(),
+                columns: &columns,
+                copy_buffer_bytes: options.copy_buffer_bytes,
+            };
+            swap::replace(&tx, &helpers, plan, write, batches).await?
         }
-        let write = swap::SwapWrite {
-            unit,
-            first_day,
-            last_day: unit.days.last(),
-            columns: &columns,
-            copy_buffer_bytes: options.copy_buffer_bytes,
-        };
-        let outcome = swap::replace(tx, &helpers, plan, write, batches).await?;
-        return Ok(WriteOutcome {
-            table_created,
-            ..outcome
-        });
-    }
+        None => {
+            swap::drop_leftover_stage(&tx, unit).await?;
+            write_rows(
+                &tx,
+                &table_q,
+                unit,
+                first_day,
+                &layout,
+                (&columns, options.copy_buffer_bytes),
+                batches,
+            )
+            .await?
+        }
+    };
+    let days = (first_day, unit.days.last());
+    let replaced = announce::replaced(&tx, unit, days, outcome.rows_written, &identity).await?;
+    tx.commit().await.map_err(Error::database("commit"))?;
+    info!(
+        outbox_id = replaced.id,
+        channel = announce::CHANNEL,
+        "announced the replaced unit"
+    );
+    outcome.table_created = table_created;
+    outcome.koku_tables = koku_tables;
+    Ok(outcome)
+}
 
-    swap::drop_leftover_stage(&tx, unit).await?;
+/// The extra connections a swap COPies and indexes on, with the unit's statement timeout.
+async fn helper_connections(db: &DatabaseConfig, options: &WriteOptions<'_>) -> Result<Vec<Client>> {
+    let mut helpers = Vec::new();
+    for _ in 0..options.connections.max(1) {
+        let helper = connect(options.url, db).await?;
+        if let Some(setting) = statement_timeout(db) {
+            helper
+                .batch_execute(&format!("SET {setting}"))
+                .await
+                .map_err(Error::database("set statement timeout"))?;
+        }
+        helpers.push(helper);
+    }
+    Ok(helpers)
+}
+
+/// Row by row, in the unit's transaction: deletes the unit's rows of `first_day` to its last
+/// day, then COPies `batches` into the table.
+async fn write_rows<S>(
+    tx: &Transaction<'_>,
+    table_q: &str,
+    unit: &UnitOfWork,
+    first_day: NaiveDate,
+    layout: &TableLayout,
+    (columns, copy_buffer_bytes): (&[OutputColumn], usize),
+    batches: S,
+) -> Result<WriteOutcome>
+where
+    S: Stream<Item = Result<RecordBatch>> + Unpin,
+{
     // koku leaves the rows the OCP-on-cloud step owns: a non-zero infrastructure_raw_cost.
     let keep_cloud_rows = if layout.has_infrastructure_raw_cost {
         " AND coalesce(infrastructure_raw_cost, 0) = 0"
@@ -284,16 +342,14 @@ where
     debug!(rows = rows_deleted, from = %first_day, to = %last_day, "deleted previous rows");
 
     let sink = tx
-        .copy_in(&copy_statement(&table_q, &columns))
+        .copy_in(&copy_statement(table_q, columns))
         .await
         .map_err(Error::database("start COPY"))?;
-    let rows_written = copy_batches(vec![sink], &columns, options.copy_buffer_bytes, batches).await?;
-
-    tx.commit().await.map_err(Error::database("commit"))?;
+    let rows_written = copy_batches(vec![sink], columns, copy_buffer_bytes, batches).await?;
     Ok(WriteOutcome {
         rows_deleted,
         rows_written,
-        table_created,
+        ..Default::default()
     })
 }
 

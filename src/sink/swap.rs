@@ -11,7 +11,8 @@
 //! 2. indexed in bulk, the indexes spread over those connections;
 //! 3. swapped in by the unit's transaction, which has held the unit's lock from the start: lock
 //!    the table against writers, carry over any row another run wrote to the month meanwhile,
-//!    drop the old partition, attach the stage in its place under the old names, commit.
+//!    drop the old partition, attach the stage in its place under the old names; then
+//!    `replace_unit` commits.
 //!
 //! Readers see the old month until that commit and the new one after it, as with row-by-row
 //! writing. A run that fails or is killed before the commit leaves the old partition untouched
@@ -173,11 +174,11 @@ impl SwapWrite<'_> {
 }
 
 /// Builds the month in a stage table on `helpers` (one COPY and a share of the indexes each),
-/// then swaps it in with `tx` and commits — only once `batches` has ended without an `Err`
-/// (`replace_unit`'s contract). On error the stage is dropped when a helper can still reach
-/// the server, and `tx` rolls back when dropped.
+/// then swaps it in with `tx` — only once `batches` has ended without an `Err`
+/// (`replace_unit`'s contract), which then commits `tx`. On error the stage is dropped when a
+/// helper can still reach the server, and `tx` rolls back when the caller drops it.
 pub(super) async fn replace<S>(
-    tx: Transaction<'_>,
+    tx: &Transaction<'_>,
     helpers: &[Client],
     plan: SwapPlan,
     write: SwapWrite<'_>,
@@ -191,14 +192,14 @@ where
     let stage_q = qualified(&schema_q, &stage);
     let (built, replaced) = futures::join!(
         build_stage(helpers, &stage, &stage_q, &write, batches),
-        claim_old_partition(&tx, &plan.partition_q, &write),
+        claim_old_partition(tx, &plan.partition_q, &write),
     );
     let outcome = match (built, replaced) {
         (Ok(rows_written), Ok(rows_deleted)) => {
             let counts = WriteOutcome {
                 rows_deleted,
                 rows_written,
-                table_created: false,
+                ..Default::default()
             };
             swap_in(tx, &plan, &schema_q, (&stage, &stage_q), &write, counts).await
         }
@@ -278,10 +279,10 @@ where
 }
 
 /// In the unit's transaction: keeps writers out, carries over rows written to the month since
-/// the plan, replaces the old partition by the stage (its name, and qualified) under the old
-/// names, and commits.
+/// the plan, and replaces the old partition by the stage (its name, and qualified) under the
+/// old names; the caller commits.
 async fn swap_in(
-    tx: Transaction<'_>,
+    tx: &Transaction<'_>,
     plan: &SwapPlan,
     schema_q: &str,
     (stage, stage_q): (&str, &str),
@@ -353,8 +354,7 @@ async fn swap_in(
     tx.batch_execute(&renames)
         .await
         .map_err(Error::database("name the new partition's indexes"))?;
-    tx.commit().await.map_err(Error::database("commit"))?;
-    info!(partition = %plan.partition, rows = counts.rows_written + carried, "swapped in the month's new partition");
+    info!(partition = %plan.partition, rows = counts.rows_written + carried, "the month's new partition is in place");
     Ok(counts)
 }
 

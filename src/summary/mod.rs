@@ -23,7 +23,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 
 use crate::config::{BadRows, Profile};
 use crate::error::{Error, Result};
-use crate::reference::{NodeRole, Reference};
+use crate::reference::{NodeRole, Reference, RolesAfterWrite};
 use crate::unit::{DayRange, Month};
 use cost_category::CostCategory;
 use labels::{FilterLabels, MalformedLabels, MergeLabels};
@@ -161,12 +161,15 @@ pub struct LabelGate {
 /// next pass is summarised; the unallocated rows follow the last pass. Every rule of the
 /// summary is per day (koku groups by `usage_start` throughout), so the rows are the same as
 /// in one pass. The first pass is planned here, so SQL errors show before anything is written.
+/// The unallocated rows take the node roles from `roles` when the sink has filled it by then,
+/// else those the session was opened with.
 pub async fn daily_summary(
     ctx: &SessionContext,
     days: DayRange,
     storage: bool,
     days_per_pass: u32,
     gate: LabelGate,
+    roles: RolesAfterWrite,
 ) -> Result<DailySummary> {
     let passes = days.chunks(days_per_pass);
     tracing::info!(days_per_pass, passes = passes.len(), "summarising");
@@ -198,6 +201,10 @@ pub async fn daily_summary(
                 .lock()
                 .map_err(|_| Error::Internal("node totals lock poisoned".into()))?,
         );
+        if let Some(roles) = roles.take() {
+            // The nodes table as the sink's transaction left it (`RolesAfterWrite`).
+            register_node_roles(&ctx, &roles)?;
+        }
         Ok::<_, Error>(execute_later(unallocated::rows(&ctx, totals).await?))
     })
     .try_flatten()

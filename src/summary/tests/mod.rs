@@ -96,6 +96,8 @@ fn pod_batch(lines: &[Line]) -> RecordBatch {
         f(|l| l.cap_mem_byte_seconds),
         o(|l| l.effective_cpu),
         o(|l| l.effective_mem),
+        // node_role: only koku's nodes table reads it (input::inventory).
+        Arc::new(StringArray::new_null(lines.len())),
     ];
     RecordBatch::try_new(ReportType::PodUsage.table_schema(), columns).unwrap()
 }
@@ -353,9 +355,16 @@ async fn summarise_where(f: Fixture, malformed: Arc<super::labels::MalformedLabe
         policy: BadRows::Skip,
     };
     let days = DayRange::new(f.start, f.end).unwrap();
-    let summary = daily_summary(&ctx, days, !f.storage.is_empty(), f.days_per_pass, gate)
-        .await
-        .unwrap();
+    let summary = daily_summary(
+        &ctx,
+        days,
+        !f.storage.is_empty(),
+        f.days_per_pass,
+        gate,
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let batches: Vec<RecordBatch> = summary.rows.try_collect().await.unwrap();
     // Every section yields the same columns, so the batches make one table once string views
     // are plain strings and every column may hold nulls.
