@@ -79,8 +79,10 @@ pub struct CheckArgs {
     pub profile: Option<String>,
 }
 
+/// The flags that name a unit and where its input, config and summary table are: `run` and
+/// `verify` take the same ones.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct UnitArgs {
     /// Root of koku's tree (`<root>/data/parquet/<org>/OCP/...`): a folder or s3://bucket/prefix.
     #[arg(long, env = "COSTAGG_INPUT__ROOT")]
     pub input: Option<String>,
@@ -93,6 +95,24 @@ pub struct RunArgs {
     /// The month: YYYY-MM, or `current` / `previous` (UTC), as a CronJob would pass.
     #[arg(long, env = "COSTAGG_MONTH")]
     pub month: String,
+    /// PostgreSQL schema of the summary table (default: database.schema, else the org).
+    #[arg(long, env = "COSTAGG_DATABASE__SCHEMA")]
+    pub schema: Option<String>,
+    /// PostgreSQL URL, e.g. postgres://user@host:5432/db (prefer the environment for passwords).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Config file (default: config/costagg.yaml when it exists).
+    #[arg(long, env = "COSTAGG_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Performance profile: auto, small, medium, large, or one from the config file.
+    #[arg(long, env = "COSTAGG_PROFILE")]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub unit: UnitArgs,
     /// First day to summarise, YYYY-MM-DD (default: the month's first day).
     #[arg(long)]
     pub start_date: Option<chrono::NaiveDate>,
@@ -111,18 +131,6 @@ pub struct RunArgs {
     /// else null).
     #[arg(long, env = "COSTAGG_REPORT_PERIOD_ID")]
     pub report_period_id: Option<i32>,
-    /// PostgreSQL schema to write into (default: database.schema, else the org).
-    #[arg(long, env = "COSTAGG_DATABASE__SCHEMA")]
-    pub schema: Option<String>,
-    /// PostgreSQL URL, e.g. postgres://user@host:5432/db (prefer the environment for passwords).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// Config file (default: config/costagg.yaml when it exists).
-    #[arg(long, env = "COSTAGG_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Performance profile: auto, small, medium, large, or one from the config file.
-    #[arg(long, env = "COSTAGG_PROFILE")]
-    pub profile: Option<String>,
     /// Also write the run report as JSON to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,

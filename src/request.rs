@@ -9,7 +9,7 @@ use costagg::input::store::InputStore;
 use costagg::unit::{ClusterOverrides, Month, SchemaName, UnitOfWork};
 use costagg::{ExplainKind, Mode, RunRequest};
 
-use crate::cli::{self, CheckArgs, GenerateArgs, RunArgs};
+use crate::cli::{self, CheckArgs, GenerateArgs, RunArgs, UnitArgs};
 
 /// The config flags `run` and `check` share.
 pub fn flags<'a>(
@@ -40,6 +40,22 @@ pub fn check_flags(args: &CheckArgs) -> config::Flags<'_> {
 
 /// A run's request: the config resolved, the input opened, the unit and the mode checked.
 pub fn run(args: &RunArgs) -> Result<RunRequest> {
+    let (config, input) = resolve(&args.unit)?;
+    let mode = mode(args, config.database.url.clone())?;
+    let unit = unit(args, &config)?;
+    let profile = config.resolve_profile(&std::env::temp_dir())?;
+    profile.check_spill_dir()?;
+    Ok(RunRequest {
+        unit,
+        input,
+        config,
+        profile,
+        mode,
+    })
+}
+
+/// The config from the unit's flags, environment and file, and the input root opened.
+fn resolve(args: &UnitArgs) -> Result<(Config, InputStore)> {
     let flags = flags(
         &args.config,
         &args.profile,
@@ -55,17 +71,7 @@ pub fn run(args: &RunArgs) -> Result<RunRequest> {
         )
     })?;
     let input = InputStore::open(&root, &config.input.s3)?;
-    let mode = mode(args, config.database.url.clone())?;
-    let unit = unit(args, &config)?;
-    let profile = config.resolve_profile(&std::env::temp_dir())?;
-    profile.check_spill_dir()?;
-    Ok(RunRequest {
-        unit,
-        input,
-        config,
-        profile,
-        mode,
-    })
+    Ok((config, input))
 }
 
 /// `--explain`, `--dry-run` or a write, which needs a database.
@@ -92,6 +98,18 @@ fn mode(args: &RunArgs, database_url: Option<String>) -> Result<Mode> {
 
 /// The unit the flags name: source, month, days, schema and the cluster overrides.
 fn unit(args: &RunArgs, config: &Config) -> Result<UnitOfWork> {
+    let overrides = ClusterOverrides {
+        cluster_id: args.cluster_id.clone(),
+        cluster_alias: args.cluster_alias.clone(),
+        report_period_id: args.report_period_id,
+    };
+    whole_month(&args.unit, config)?
+        .with_overrides(overrides)
+        .with_days(args.start_date, args.end_date)
+}
+
+/// The whole month of the unit the shared flags name, in the schema they (or the config) give.
+fn whole_month(args: &UnitArgs, config: &Config) -> Result<UnitOfWork> {
     let month = Month::parse(&args.month, "--month")?;
     let schema = match &config.database.schema {
         Some(schema) => SchemaName::parse(schema).map_err(|e| Error::config("--schema", e))?,
@@ -100,14 +118,7 @@ fn unit(args: &RunArgs, config: &Config) -> Result<UnitOfWork> {
             Error::config("--org", why)
         })?,
     };
-    let overrides = ClusterOverrides {
-        cluster_id: args.cluster_id.clone(),
-        cluster_alias: args.cluster_alias.clone(),
-        report_period_id: args.report_period_id,
-    };
-    UnitOfWork::whole_month(&args.org, args.source, month, schema)
-        .with_overrides(overrides)
-        .with_days(args.start_date, args.end_date)
+    Ok(UnitOfWork::whole_month(&args.org, args.source, month, schema))
 }
 
 /// What `generate` writes.
