@@ -51,6 +51,23 @@ costagg run --explain --input ./sample --org org1234567 --source $SOURCE --month
 costagg generate --rows 1000000 --month 2025-10 --org org1234567 \\\n      \
 --source 6f5f1c0e-0000-4000-8000-000000000001 --out ./sample")]
     Generate(GenerateArgs),
+    /// Compare the unit's per-day totals in its input with its rows in the summary table.
+    #[command(
+        long_about = "Compare the unit's per-day totals in its input with its rows in the summary table, as \
+koku's Trino-vs-PostgreSQL validation does: per day of the month, pod CPU usage core-hours, pod \
+effective CPU usage core-hours (koku's own check), pod memory usage GiB-hours and PVC capacity \
+GiB-months. The input is read and checked as a run reads it, selecting the line items the \
+summary selects; the table's Pod rows leave out the unallocated and unattributed namespaces. A \
+day whose totals differ by more than the tolerance, or that one side lacks, is drift. Prints one \
+line per (day, quantity) on stdout; writes nothing to the database.",
+        after_help = "Examples:\n  \
+DATABASE_URL=postgres://costagg@localhost/koku costagg verify --input ./sample --org org1234567 \\\n      \
+--source 6f5f1c0e-0000-4000-8000-000000000001 --month 2025-10\n  \
+costagg verify --input /data --org org1 --source $SOURCE --month previous --report verify.json\n\n\
+Exit codes: 0 every day within the tolerance; 7 drift; otherwise the error's code as for run \
+(2 config, 3 input, 4 database; `costagg --help` lists them all)."
+    )]
+    Verify(VerifyArgs),
     /// Check the config, the database connection and the input location; list the units.
     #[command(after_help = "Examples:\n  \
 costagg check --config config/costagg.yaml --input ./sample\n  \
@@ -147,6 +164,19 @@ pub struct RunArgs {
     /// each operator's rows, time and memory (DataFusion's EXPLAIN ANALYZE).
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "plan")]
     pub explain: Option<Explain>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub unit: UnitArgs,
+    /// Largest difference between a day's two totals of a quantity that still agrees (koku's: 1,
+    /// in the quantity's unit).
+    #[arg(long, default_value_t = costagg::verify::KOKU_TOLERANCE)]
+    pub tolerance: f64,
+    /// Also write the comparison as JSON to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 /// What `--explain` prints.

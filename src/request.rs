@@ -7,9 +7,10 @@ use costagg::error::{Error, Result};
 use costagg::generate::GenerateRequest;
 use costagg::input::store::InputStore;
 use costagg::unit::{ClusterOverrides, Month, SchemaName, UnitOfWork};
+use costagg::verify::VerifyRequest;
 use costagg::{ExplainKind, Mode, RunRequest};
 
-use crate::cli::{self, CheckArgs, GenerateArgs, RunArgs, UnitArgs};
+use crate::cli::{self, CheckArgs, GenerateArgs, RunArgs, UnitArgs, VerifyArgs};
 
 /// The config flags `run` and `check` share.
 pub fn flags<'a>(
@@ -51,6 +52,36 @@ pub fn run(args: &RunArgs) -> Result<RunRequest> {
         config,
         profile,
         mode,
+    })
+}
+
+/// A verification's request: the config resolved, the input opened, the database and the
+/// tolerance checked.
+pub fn verify(args: &VerifyArgs) -> Result<VerifyRequest> {
+    let (config, input) = resolve(&args.unit)?;
+    let database_url = config.database.url.clone().ok_or_else(|| {
+        Error::config(
+            "--database-url",
+            "is required to verify (or set DATABASE_URL): verify reads the summary table",
+        )
+    })?;
+    if !(args.tolerance.is_finite() && args.tolerance >= 0.0) {
+        let why = format!(
+            "`{}` is not a difference: give a number of 0 or more",
+            args.tolerance
+        );
+        return Err(Error::config("--tolerance", why));
+    }
+    let unit = whole_month(&args.unit, &config)?;
+    let profile = config.resolve_profile(&std::env::temp_dir())?;
+    profile.check_spill_dir()?;
+    Ok(VerifyRequest {
+        unit,
+        input,
+        config,
+        profile,
+        database_url,
+        tolerance: args.tolerance,
     })
 }
 
