@@ -51,6 +51,23 @@ costagg run --explain --input ./sample --org org1234567 --source $SOURCE --month
 costagg generate --rows 1000000 --month 2025-10 --org org1234567 \\\n      \
 --source 6f5f1c0e-0000-4000-8000-000000000001 --out ./sample")]
     Generate(GenerateArgs),
+    /// Compare the unit's per-day totals in its input with its rows in the summary table.
+    #[command(
+        long_about = "Compare the unit's per-day totals in its input with its rows in the summary table, as \
+koku's Trino-vs-PostgreSQL validation does: per day of the month, pod CPU usage core-hours, pod \
+effective CPU usage core-hours (koku's own check), pod memory usage GiB-hours and PVC capacity \
+GiB-months. The input is read and checked as a run reads it, selecting the line items the \
+summary selects; the table's Pod rows leave out the unallocated and unattributed namespaces. A \
+day whose totals differ by more than the tolerance, or that one side lacks, is drift. Prints one \
+line per (day, quantity) on stdout; writes nothing to the database.",
+        after_help = "Examples:\n  \
+DATABASE_URL=postgres://costagg@localhost/koku costagg verify --input ./sample --org org1234567 \\\n      \
+--source 6f5f1c0e-0000-4000-8000-000000000001 --month 2025-10\n  \
+costagg verify --input /data --org org1 --source $SOURCE --month previous --report verify.json\n\n\
+Exit codes: 0 every day within the tolerance; 7 drift; otherwise the error's code as for run \
+(2 config, 3 input, 4 database; `costagg --help` lists them all)."
+    )]
+    Verify(VerifyArgs),
     /// Check the config, the database connection and the input location; list the units.
     #[command(after_help = "Examples:\n  \
 costagg check --config config/costagg.yaml --input ./sample\n  \
@@ -79,8 +96,10 @@ pub struct CheckArgs {
     pub profile: Option<String>,
 }
 
+/// The flags that name a unit and where its input, config and summary table are: `run` and
+/// `verify` take the same ones.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct UnitArgs {
     /// Root of koku's tree (`<root>/data/parquet/<org>/OCP/...`): a folder or s3://bucket/prefix.
     #[arg(long, env = "COSTAGG_INPUT__ROOT")]
     pub input: Option<String>,
@@ -93,6 +112,24 @@ pub struct RunArgs {
     /// The month: YYYY-MM, or `current` / `previous` (UTC), as a CronJob would pass.
     #[arg(long, env = "COSTAGG_MONTH")]
     pub month: String,
+    /// PostgreSQL schema of the summary table (default: database.schema, else the org).
+    #[arg(long, env = "COSTAGG_DATABASE__SCHEMA")]
+    pub schema: Option<String>,
+    /// PostgreSQL URL, e.g. postgres://user@host:5432/db (prefer the environment for passwords).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Config file (default: config/costagg.yaml when it exists).
+    #[arg(long, env = "COSTAGG_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Performance profile: auto, small, medium, large, or one from the config file.
+    #[arg(long, env = "COSTAGG_PROFILE")]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub unit: UnitArgs,
     /// First day to summarise, YYYY-MM-DD (default: the month's first day).
     #[arg(long)]
     pub start_date: Option<chrono::NaiveDate>,
@@ -111,18 +148,6 @@ pub struct RunArgs {
     /// else null).
     #[arg(long, env = "COSTAGG_REPORT_PERIOD_ID")]
     pub report_period_id: Option<i32>,
-    /// PostgreSQL schema to write into (default: database.schema, else the org).
-    #[arg(long, env = "COSTAGG_DATABASE__SCHEMA")]
-    pub schema: Option<String>,
-    /// PostgreSQL URL, e.g. postgres://user@host:5432/db (prefer the environment for passwords).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// Config file (default: config/costagg.yaml when it exists).
-    #[arg(long, env = "COSTAGG_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Performance profile: auto, small, medium, large, or one from the config file.
-    #[arg(long, env = "COSTAGG_PROFILE")]
-    pub profile: Option<String>,
     /// Also write the run report as JSON to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -139,6 +164,19 @@ pub struct RunArgs {
     /// each operator's rows, time and memory (DataFusion's EXPLAIN ANALYZE).
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "plan")]
     pub explain: Option<Explain>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub unit: UnitArgs,
+    /// Largest difference between a day's two totals of a quantity that still agrees (koku's: 1,
+    /// in the quantity's unit).
+    #[arg(long, default_value_t = costagg::verify::KOKU_TOLERANCE)]
+    pub tolerance: f64,
+    /// Also write the comparison as JSON to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 /// What `--explain` prints.

@@ -121,6 +121,21 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// `costagg verify` found day totals of the input and the table further apart than the
+    /// tolerance, or present on one side only; `drifted` names the first of them.
+    #[error(
+        "verify: {count} of {compared} day totals of unit {unit} differ between the input and the \
+         table by more than {tolerance} or are missing on one side ({drifted}); run the unit \
+         again (`costagg run`) to replace its rows"
+    )]
+    Drift {
+        unit: String,
+        count: usize,
+        compared: usize,
+        tolerance: f64,
+        drifted: String,
+    },
+
     /// A broken invariant: a bug in costagg.
     #[error("internal error (a bug in costagg, please report it): {0}")]
     Internal(String),
@@ -232,10 +247,14 @@ const fn exit(code: i32, meaning: &'static str, retry: bool) -> Exit {
     Exit { code, meaning, retry }
 }
 
+/// The exit code of `costagg verify` when it finds drift. Only `verify` exits with it: `run`,
+/// which the CronJob runs, never does.
+pub const EXIT_DRIFT: i32 = 7;
+
 /// Every exit code of `costagg`. `--help` prints this table; the README's and the CronJob's
-/// `podFailurePolicy` (which stops retrying the codes that cannot succeed) are checked
+/// `podFailurePolicy` (which stops retrying the codes of `run` that cannot succeed) are checked
 /// against it by tests.
-pub const EXIT_CODES: [Exit; 9] = [
+pub const EXIT_CODES: [Exit; 10] = [
     exit(0, "ok (also: nothing to do)", false),
     exit(1, "internal error (a bug in costagg)", false),
     exit(
@@ -247,6 +266,7 @@ pub const EXIT_CODES: [Exit; 9] = [
     exit(4, "database or input store unavailable", true),
     exit(5, "unit locked by another run", true),
     exit(6, "local resource: a local file, the engine's memory", false),
+    exit(7, "verify found drift between the input and the table", false),
     exit(130, "stopped by SIGINT", true),
     exit(143, "stopped by SIGTERM", true),
 ];
@@ -267,6 +287,7 @@ impl Error {
             Error::Store { .. } => 4,
             Error::UnitLocked { .. } => 5,
             Error::LocalIo { .. } => 6,
+            Error::Drift { .. } => EXIT_DRIFT,
             // 128 + the signal number, as a shell reports a process ended by it.
             Error::Interrupted { signal } => match *signal {
                 "SIGINT" => 130,
@@ -373,9 +394,10 @@ mod tests {
             .find(|l| l.trim_start().starts_with("values:"))
             .expect("a FailJob rule with values");
         let listed = line.trim().trim_start_matches("values:").trim();
+        // The CronJob runs `run`, which never exits with verify's drift code.
         let failing: Vec<String> = EXIT_CODES
             .iter()
-            .filter(|c| !c.retry && c.code != 0)
+            .filter(|c| !c.retry && c.code != 0 && c.code != EXIT_DRIFT)
             .map(|c| c.code.to_string())
             .collect();
         assert_eq!(listed, format!("[{}]", failing.join(", ")));
@@ -397,11 +419,20 @@ mod tests {
                 "pool".into(),
             )),
             Error::Interrupted { signal: "SIGTERM" },
+            Error::Drift {
+                unit: "6f5f1c0e-0000-4000-8000-000000000001/2025-10".into(),
+                count: 1,
+                compared: 4,
+                tolerance: 1.0,
+                drifted: "2025-10-03 pod_usage_cpu_core_hours".into(),
+            },
         ];
         for e in &errors {
             assert!(EXIT_CODES.iter().any(|c| c.code == e.exit_code()), "{e}");
         }
         assert_eq!(Error::DatabaseSchema("x".into()).exit_code(), 2);
+        assert_eq!(errors[6].exit_code(), 7);
+        assert!(!errors[6].is_retryable());
         assert!(!errors[3].is_retryable());
         let disk = Error::Engine(datafusion::error::DataFusionError::IoError(
             std::io::Error::other("No space left on device"),

@@ -1,7 +1,8 @@
 //! costagg: koku's OpenShift daily usage summary, from Parquet to PostgreSQL.
 //!
 //! The pipeline for one unit of work (`run`): input (list and check files) → summary
-//! (DataFusion SQL mirroring koku's) → sink (one PostgreSQL transaction). The command line
+//! (DataFusion SQL mirroring koku's) → sink (one PostgreSQL transaction). `verify` compares a
+//! unit's input with what the table holds for it, day by day. The command line
 //! lives in the binary (`main.rs`, `cli.rs`, `request.rs`), which resolves what the user typed
 //! into the requests this library takes.
 
@@ -19,5 +20,6 @@ pub mod sink;
 pub mod summary;
 pub mod telemetry;
 pub mod unit;
+pub mod verify;
 
 pub use run::{ExplainKind, Mode, RunOutput, RunRequest, run};

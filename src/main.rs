@@ -11,8 +11,9 @@ use clap::Parser;
 use costagg::RunOutput;
 use costagg::error::Error;
 use costagg::telemetry::{self, Format, Progress};
+use costagg::verify::Verification;
 
-use cli::{Cli, Command, GenerateArgs, RunArgs};
+use cli::{Cli, Command, GenerateArgs, RunArgs, VerifyArgs};
 
 fn main() -> ExitCode {
     costagg::memory::limit_malloc_arenas();
@@ -39,6 +40,11 @@ fn execute(command: Command, format: Format) -> Result<(), Error> {
                 output
             })?;
             present(&args, format, output)
+        }
+        Command::Verify(args) => {
+            let request = request::verify(&args)?;
+            let verification = runtime()?.block_on(costagg::verify::verify(&request))?;
+            present_verification(&args, &verification)
         }
         Command::Generate(args) => generate(&args),
         Command::Check(args) => {
@@ -123,4 +129,19 @@ fn present(args: &RunArgs, format: Format, output: RunOutput) -> Result<(), Erro
         })?;
     }
     Ok(())
+}
+
+/// The comparison on stdout, and as JSON with `--report`; drift becomes the error (exit 7).
+fn present_verification(args: &VerifyArgs, verification: &Verification) -> Result<(), Error> {
+    print!("{}", verification.text());
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(verification)
+            .map_err(|e| Error::Internal(format!("the verification is not serialisable: {e}")))?;
+        std::fs::write(path, json).map_err(|source| Error::LocalIo {
+            what: "cannot write the verify report".into(),
+            path: path.clone(),
+            source,
+        })?;
+    }
+    verification.drift().map_or(Ok(()), Err)
 }

@@ -7,9 +7,10 @@ use costagg::error::{Error, Result};
 use costagg::generate::GenerateRequest;
 use costagg::input::store::InputStore;
 use costagg::unit::{ClusterOverrides, Month, SchemaName, UnitOfWork};
+use costagg::verify::VerifyRequest;
 use costagg::{ExplainKind, Mode, RunRequest};
 
-use crate::cli::{self, CheckArgs, GenerateArgs, RunArgs};
+use crate::cli::{self, CheckArgs, GenerateArgs, RunArgs, UnitArgs, VerifyArgs};
 
 /// The config flags `run` and `check` share.
 pub fn flags<'a>(
@@ -40,6 +41,52 @@ pub fn check_flags(args: &CheckArgs) -> config::Flags<'_> {
 
 /// A run's request: the config resolved, the input opened, the unit and the mode checked.
 pub fn run(args: &RunArgs) -> Result<RunRequest> {
+    let (config, input) = resolve(&args.unit)?;
+    let mode = mode(args, config.database.url.clone())?;
+    let unit = unit(args, &config)?;
+    let profile = config.resolve_profile(&std::env::temp_dir())?;
+    profile.check_spill_dir()?;
+    Ok(RunRequest {
+        unit,
+        input,
+        config,
+        profile,
+        mode,
+    })
+}
+
+/// A verification's request: the config resolved, the input opened, the database and the
+/// tolerance checked.
+pub fn verify(args: &VerifyArgs) -> Result<VerifyRequest> {
+    let (config, input) = resolve(&args.unit)?;
+    let database_url = config.database.url.clone().ok_or_else(|| {
+        Error::config(
+            "--database-url",
+            "is required to verify (or set DATABASE_URL): verify reads the summary table",
+        )
+    })?;
+    if !(args.tolerance.is_finite() && args.tolerance >= 0.0) {
+        let why = format!(
+            "`{}` is not a difference: give a number of 0 or more",
+            args.tolerance
+        );
+        return Err(Error::config("--tolerance", why));
+    }
+    let unit = whole_month(&args.unit, &config)?;
+    let profile = config.resolve_profile(&std::env::temp_dir())?;
+    profile.check_spill_dir()?;
+    Ok(VerifyRequest {
+        unit,
+        input,
+        config,
+        profile,
+        database_url,
+        tolerance: args.tolerance,
+    })
+}
+
+/// The config from the unit's flags, environment and file, and the input root opened.
+fn resolve(args: &UnitArgs) -> Result<(Config, InputStore)> {
     let flags = flags(
         &args.config,
         &args.profile,
@@ -55,17 +102,7 @@ pub fn run(args: &RunArgs) -> Result<RunRequest> {
         )
     })?;
     let input = InputStore::open(&root, &config.input.s3)?;
-    let mode = mode(args, config.database.url.clone())?;
-    let unit = unit(args, &config)?;
-    let profile = config.resolve_profile(&std::env::temp_dir())?;
-    profile.check_spill_dir()?;
-    Ok(RunRequest {
-        unit,
-        input,
-        config,
-        profile,
-        mode,
-    })
+    Ok((config, input))
 }
 
 /// `--explain`, `--dry-run` or a write, which needs a database.
@@ -92,6 +129,18 @@ fn mode(args: &RunArgs, database_url: Option<String>) -> Result<Mode> {
 
 /// The unit the flags name: source, month, days, schema and the cluster overrides.
 fn unit(args: &RunArgs, config: &Config) -> Result<UnitOfWork> {
+    let overrides = ClusterOverrides {
+        cluster_id: args.cluster_id.clone(),
+        cluster_alias: args.cluster_alias.clone(),
+        report_period_id: args.report_period_id,
+    };
+    whole_month(&args.unit, config)?
+        .with_overrides(overrides)
+        .with_days(args.start_date, args.end_date)
+}
+
+/// The whole month of the unit the shared flags name, in the schema they (or the config) give.
+fn whole_month(args: &UnitArgs, config: &Config) -> Result<UnitOfWork> {
     let month = Month::parse(&args.month, "--month")?;
     let schema = match &config.database.schema {
         Some(schema) => SchemaName::parse(schema).map_err(|e| Error::config("--schema", e))?,
@@ -100,14 +149,7 @@ fn unit(args: &RunArgs, config: &Config) -> Result<UnitOfWork> {
             Error::config("--org", why)
         })?,
     };
-    let overrides = ClusterOverrides {
-        cluster_id: args.cluster_id.clone(),
-        cluster_alias: args.cluster_alias.clone(),
-        report_period_id: args.report_period_id,
-    };
-    UnitOfWork::whole_month(&args.org, args.source, month, schema)
-        .with_overrides(overrides)
-        .with_days(args.start_date, args.end_date)
+    Ok(UnitOfWork::whole_month(&args.org, args.source, month, schema))
 }
 
 /// What `generate` writes.

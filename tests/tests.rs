@@ -9,4 +9,5 @@ mod parity;
 mod reliability;
 mod s3;
 mod support;
+mod verify;
 mod write;

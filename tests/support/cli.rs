@@ -28,3 +28,16 @@ pub fn costagg_run_october(source: &str, input: impl AsRef<OsStr>) -> Command {
     .arg(input);
     c
 }
+
+/// [`costagg`] with `verify --org ORG --source <source> --month 2025-10 --input <input>` against
+/// the database at `url`, logging as text.
+pub fn costagg_verify_october(source: &str, input: impl AsRef<OsStr>, url: &str) -> Command {
+    let mut c = costagg();
+    c.args([
+        "verify", "--org", ORG, "--source", source, "--month", "2025-10", "--input",
+    ])
+    .arg(input)
+    .env("DATABASE_URL", url)
+    .env("COSTAGG_LOG_FORMAT", "text");
+    c
+}
