@@ -157,8 +157,8 @@ async fn input_totals(req: &VerifyRequest) -> Result<Totals> {
     let work = async {
         let unparsable = register(&ctx, req, &files).await?;
         let policy = req.config.input.bad_rows;
-        let problems = crate::input::quality::check(&ctx, &files, &req.unit, policy, unparsable).await?;
-        let days = summarised_days(req, problems.first_day)?;
+        let checked = crate::input::quality::check(&ctx, &files, &req.unit, policy, unparsable).await?;
+        let days = summarised_days(req, checked.problems.first_day)?;
         let mut totals = sums(&ctx, &input_pod_sql(days), &Quantity::POD).await?;
         totals.extend(sums(&ctx, &input_storage_sql(days), &Quantity::STORAGE).await?);
         Ok(totals)
