@@ -8,10 +8,12 @@ mod cli;
 mod cluster;
 mod db;
 mod fixtures;
+mod koku;
 mod s3;
 
 pub use cli::*;
 pub use cluster::*;
 pub use db::*;
 pub use fixtures::*;
+pub use koku::*;
 pub use s3::*;
