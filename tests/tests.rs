@@ -3,6 +3,7 @@
 
 mod e2e;
 mod input;
+mod koku_tables;
 mod layout;
 mod mutations;
 mod parity;

@@ -78,7 +78,13 @@ pub(super) async fn fill(
     if table_exists(tx, &unit.schema, PROJECTS).await? {
         outcome.projects_created = projects(tx, &schema_q, cluster, inventory).await?;
     }
-    info!(?outcome, "koku's tables around the summary written");
+    let o = &outcome;
+    info!(
+        report_period_id = ?o.report_period_id, report_period_created = o.report_period_created,
+        clusters_created = o.clusters_created, nodes_created = o.nodes_created,
+        nodes_updated = o.nodes_updated, pvcs_created = o.pvcs_created, pvcs_updated = o.pvcs_updated,
+        projects_created = o.projects_created, "koku's tables around the summary written"
+    );
     Ok(outcome)
 }
 

@@ -88,6 +88,8 @@ fn register_node_roles(ctx: &SessionContext, roles: &[NodeRole]) -> Result<()> {
             column(|r| &r.node_role),
         ],
     )?;
+    // The sink's roles replace those the session was opened with (`RolesAfterWrite`).
+    ctx.deregister_table("reporting_ocp_nodes")?;
     ctx.register_table(
         "reporting_ocp_nodes",
         Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
