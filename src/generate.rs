@@ -116,7 +116,15 @@ fn pod_usage_schema() -> SchemaRef {
         Field::new("interval_start", ts(), true),
         Field::new("interval_end", ts(), true),
     ];
-    for name in ["namespace", "pod", "node", "resource_id", "pod_labels"] {
+    // node_role: as newer operators write it (koku's `CPU_MEM_USAGE_NEWV_COLUMNS_AND_TYPES`).
+    for name in [
+        "namespace",
+        "pod",
+        "node",
+        "resource_id",
+        "pod_labels",
+        "node_role",
+    ] {
         fields.push(Field::new(name, DataType::Utf8, true));
     }
     for name in ReportType::PodUsage.required_quantities() {
@@ -178,6 +186,7 @@ pub fn generate(req: &GenerateRequest) -> Result<GenerateSummary> {
                 memory_bytes: cpu_cores * 4.0 * GIB,
                 labels: json_object(&[
                     ("node_role_kubernetes_io", role.to_string()),
+                    ("kubernetes_io_arch", "amd64".to_string()),
                     ("topology_kubernetes_io_zone", format!("zone-{}", i % 3)),
                     ("instance_type", format!("m5.{}xlarge", cpu_cores as u64 / 4)),
                 ]),
@@ -381,6 +390,7 @@ struct PodRows {
     node: Vec<String>,
     resource_id: Vec<String>,
     pod_labels: Vec<String>,
+    node_role: Vec<Option<&'static str>>,
     quantities: Vec<Vec<f64>>,
 }
 
@@ -426,6 +436,7 @@ impl PodRows {
         };
         self.node.push(node_name.to_string());
         self.resource_id.push(resource_id.to_string());
+        self.node_role.push(pod.node.map(|n| nodes[n].role));
         let limit_cpu = if pod.cpu_request >= 1.0 {
             pod.cpu_request * 2.0
         } else {
@@ -463,6 +474,7 @@ impl PodRows {
         ] {
             columns.push(Arc::new(StringArray::from(strings)));
         }
+        columns.push(Arc::new(StringArray::from(self.node_role)));
         // A half-day without rows (a month of fewer rows than hours) has no quantity columns
         // yet: empty ones.
         let mut quantities = self.quantities;
