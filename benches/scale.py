@@ -7,6 +7,11 @@ generated nodes' roles into koku's `reporting_ocp_nodes`, then times, --repeat t
   costagg write     `costagg run`: scan + summary + replace the month in PostgreSQL
   costagg <profile> the write again under each --extra-profile (e.g. the low-memory `small`)
   duckdb summary    benches/duckdb_summary.sql in a fresh DuckDB process, result materialised
+  koku first        `costagg run` into koku's own table (tests/fixtures/koku_schema.sql: koku's
+                    indexes, foreign keys, the month's partition) in a database of its own, where
+                    OTHER_SOURCES other sources' rows fill the month's partition too; the
+                    source's rows deleted (and the table vacuumed) before each run
+  koku replace      the same, replacing the source's rows of the run before
 
 Each run is its own process; wall time is measured around it and peak RSS is the process's
 maximum resident set (wait4). costagg's stage times come from its run report. Medians go to
@@ -34,6 +39,10 @@ SOURCE = "6f5f1c0e-0000-4000-8000-000000000001"
 MONTH = "2025-10"
 ENABLED_KEYS = ["app", "environment", "version", "team", "cost_center", "vm_kubevirt_io_name"]
 COST_CATEGORIES = [("openshift-%", 1), ("kube-%", 1)]
+# Other clusters of the org whose rows share the month's partition in koku's table (copies of the
+# source's rows under other source ids).
+OTHER_SOURCES = 3
+KOKU_SCHEMA = HERE.parent / "tests" / "fixtures" / "koku_schema.sql"
 MARK_BEGIN = "<!-- scale-table:begin -->"
 MARK_END = "<!-- scale-table:end -->"
 
@@ -73,17 +82,61 @@ def load_node_roles(database_url, root):
                    check=True, env=dict(os.environ, PGOPTIONS="-c client_min_messages=warning"))
 
 
-def costagg_run(args, root, extra):
+def costagg_run(args, root, extra, database_url=None):
     with tempfile.NamedTemporaryFile(suffix=".json") as report:
         cmd = [args.costagg, "run", "--config", str(HERE.parent / "config" / "costagg.yaml"),
                "--input", str(root), "--org", ORG, "--source", SOURCE, "--month", MONTH,
-               "--database-url", args.database_url, "--report", report.name, *extra]
+               "--database-url", database_url or args.database_url, "--report", report.name, *extra]
         env = dict(os.environ, COSTAGG_LOG_FORMAT="json", COSTAGG_LOG_LEVEL="warn")
         wall, rss, _, _ = run_measured(cmd, env)
         rep = json.loads(Path(report.name).read_text())
     return {"wall_s": wall, "peak_rss_bytes": rss,
             "summary_s": rep["summarize_write_ms"] / 1000, "rows_out": rep["rows_written"],
             "rows_in": rep["input"]["pod_usage"]["rows"]}
+
+
+def psql(url, *commands):
+    cmd = ["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    for c in commands:
+        cmd += ["-c", c]
+    subprocess.run(cmd, check=True, env=dict(os.environ, PGOPTIONS="-c client_min_messages=warning"))
+
+
+def koku_database(args, root):
+    """A fresh database `koku` with koku's schema for the org: its tables, the source registered,
+    the sample config's enabled keys (so the rows are the same as in costagg's own table), the
+    month's partition as koku's processor creates it, the source's month written once and copied
+    as OTHER_SOURCES other sources. Returns its URL."""
+    url = args.database_url.rsplit("/", 1)[0] + "/koku"
+    psql(args.database_url, "DROP DATABASE IF EXISTS koku", "CREATE DATABASE koku")
+    ddl = KOKU_SCHEMA.read_text().replace("{schema}", ORG)
+    subprocess.run(["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1"], input=f"CREATE SCHEMA {ORG};\n{ddl}",
+                   text=True, check=True, env=dict(os.environ, PGOPTIONS="-c client_min_messages=warning"))
+    table = f"{ORG}.reporting_ocpusagelineitem_daily_summary"
+    sources = [SOURCE] + [f"6f5f1c0e-0000-4000-8000-0000000001{i:02d}" for i in range(OTHER_SOURCES)]
+    psql(url,
+         *[f"INSERT INTO {ORG}.reporting_tenant_api_provider (uuid, name, type) VALUES ('{s}', '{s}', 'OCP')"
+           for s in sources],
+         *[f"INSERT INTO {ORG}.reporting_enabledtagkeys (uuid, key, enabled, provider_type) "
+           f"VALUES (gen_random_uuid(), '{k}', true, 'OCP')" for k in ENABLED_KEYS],
+         f"CREATE TABLE {table}_2025_10 PARTITION OF {table} FOR VALUES FROM ('2025-10-01') TO ('2025-11-01')")
+    costagg_run(args, root, [], url)
+    columns = subprocess.run(
+        ["psql", url, "-XAtc", f"SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
+                               f"WHERE attrelid = '{table}'::regclass AND attnum > 0 AND NOT attisdropped "
+                               f"AND attname NOT IN ('uuid', 'source_uuid')"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    psql(url, *[f"INSERT INTO {table} (uuid, source_uuid, {columns}) SELECT gen_random_uuid(), '{s}', {columns} "
+                f"FROM {table} WHERE source_uuid = '{SOURCE}'" for s in sources[1:]],
+         f"VACUUM ANALYZE {table}")
+    return url
+
+
+def koku_run(args, root, url, first):
+    if first:
+        psql(url, f"DELETE FROM {ORG}.reporting_ocpusagelineitem_daily_summary WHERE source_uuid = '{SOURCE}'",
+             f"VACUUM ANALYZE {ORG}.reporting_ocpusagelineitem_daily_summary")
+    return costagg_run(args, root, [], url)
 
 
 def duckdb_sql(root):
@@ -166,6 +219,23 @@ def table(results):
     return "\n".join(lines)
 
 
+def koku_table(results):
+    """Own table against koku's, in the same run (sizes that have both)."""
+    lines = [
+        f"| pod rows | own table end to end (s) | koku's table, first write (s) | ratio | "
+        f"koku's table, replacement (s) | ratio | peak RSS, koku's table (MiB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in results["sizes"]:
+        if "koku_first" not in s:
+            continue
+        own, first, again = s["costagg_write"]["wall_s"], s["koku_first"], s["koku_replace"]
+        rss = max(first["peak_rss_bytes"], again["peak_rss_bytes"])
+        lines.append(f"| {s['rows']:,} | {own:.2f} | {first['wall_s']:.2f} | {first['wall_s'] / own:.2f}× | "
+                     f"{again['wall_s']:.2f} | {again['wall_s'] / own:.2f}× | {mib(rss):.0f} |")
+    return "\n".join(lines)
+
+
 def slope(results, key, stage, base):
     """Time per row at the largest size over time per row at `base` rows (None if absent)."""
     sizes = {s["rows"]: s for s in results["sizes"]}
@@ -221,6 +291,11 @@ def update_readme(results):
         "",
         table(results),
         "",
+        f"Into koku's own table (`tests/fixtures/koku_schema.sql`, the month's partition holding "
+        f"{OTHER_SOURCES} other sources' rows as well), same run:",
+        "",
+        koku_table(results),
+        "",
         "".join(
             f"Time per row, {max(s['rows'] for s in results['sizes']):,} rows over {base:,} rows: "
             + ", ".join(f"{label} {v:.2f}×" for label, v in [
@@ -248,6 +323,7 @@ def main():
     p.add_argument("--extra-profile", action="append", default=None,
                    help="also time costagg end to end under this profile (default: small)")
     p.add_argument("--no-duckdb", action="store_true", help="time costagg only (e.g. for 100M rows)")
+    p.add_argument("--no-koku", action="store_true", help="skip the writes into koku's own table")
     p.add_argument("--out", default=str(HERE / "results"), help="where JSON, CSV and plots go")
     p.add_argument("--no-readme", action="store_true", help="leave benches/README.md alone")
     p.add_argument("--costagg", help="the release binary")
@@ -283,6 +359,10 @@ def main():
         plan += [(prof, lambda prof=prof: costagg_run(args, root, ["--profile", prof])) for prof in extra_profiles]
         if not args.no_duckdb:
             plan.append(("duckdb", lambda: duckdb_run(args, root)))
+        if not args.no_koku:
+            url = koku_database(args, root)
+            plan += [("koku_first", lambda: koku_run(args, root, url, True)),
+                     ("koku_replace", lambda: koku_run(args, root, url, False))]
         for key, fn in plan:
             runs = []
             for i in range(args.repeat):
@@ -306,6 +386,8 @@ def main():
         if not args.no_readme:
             update_readme(results)
         print(table(results))
+    if not args.no_koku:
+        print(koku_table(results))
 
 
 if __name__ == "__main__":
