@@ -155,7 +155,7 @@ async fn input_totals(req: &VerifyRequest) -> Result<Totals> {
     let files = crate::input::discover::discover(&req.input, &req.config.input, &req.unit).await?;
     let ctx = session(&req.profile)?;
     let work = async {
-        let unparsable = register(&ctx, req, &files).await?;
+        let unparsable = files.register(&ctx, &req.input, req.profile.strings).await?;
         let policy = req.config.input.bad_rows;
         let checked = crate::input::quality::check(&ctx, &files, &req.unit, policy, unparsable).await?;
         let days = summarised_days(req, checked.problems.first_day)?;
@@ -177,20 +177,6 @@ fn session(profile: &Profile) -> Result<SessionContext> {
         .with_temp_file_path(&profile.spill_dir)
         .build_arc()?;
     Ok(SessionContext::new_with_config_rt(config, runtime))
-}
-
-/// Registers each report type's files as the table a run reads (`input::schema::register`);
-/// returns the rows whose text `interval_start` cannot be read.
-async fn register(ctx: &SessionContext, req: &VerifyRequest, files: &UnitFiles) -> Result<u64> {
-    let mut unparsable_timestamps = 0;
-    for r in &files.by_report {
-        let strings = req.profile.strings;
-        crate::input::schema::register(ctx, &req.input, r.report, &r.files, r.text_timestamps, strings)?;
-        if r.text_timestamps {
-            unparsable_timestamps += crate::input::schema::count_unparsable_timestamps(ctx, r.report).await?;
-        }
-    }
-    Ok(unparsable_timestamps)
 }
 
 /// The days a run summarises: from the first day of the month with a good pod usage row to

@@ -30,6 +30,24 @@ pub struct UnitFiles {
 }
 
 impl UnitFiles {
+    /// Registers each report type's files as the table the SQL reads
+    /// (`input::schema::register`); returns the rows whose text `interval_start` cannot be read.
+    pub async fn register(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+        store: &InputStore,
+        strings: crate::config::Strings,
+    ) -> Result<u64> {
+        let mut unparsable_timestamps = 0;
+        for r in &self.by_report {
+            super::schema::register(ctx, store, r.report, &r.files, r.text_timestamps, strings)?;
+            if r.text_timestamps {
+                unparsable_timestamps += super::schema::count_unparsable_timestamps(ctx, r.report).await?;
+            }
+        }
+        Ok(unparsable_timestamps)
+    }
+
     pub fn get(&self, report: ReportType) -> Option<&ReportFiles> {
         self.by_report.iter().find(|r| r.report == report)
     }

@@ -116,7 +116,10 @@ pub(super) async fn prepare(
     let reference_ms = started.elapsed().as_millis() as u64;
     let malformed = Arc::new(MalformedLabels::default());
     let ctx = summary::session(&req.profile, &reference, malformed.clone())?;
-    let unparsable = register_files(&ctx, req, &found.files).await?;
+    let unparsable = found
+        .files
+        .register(&ctx, &req.input, req.profile.strings)
+        .await?;
     let policy = req.config.input.bad_rows;
     let checked = crate::input::quality::check(&ctx, &found.files, &req.unit, policy, unparsable).await?;
     let days = replaced_days(req, &checked.problems)?;
@@ -159,20 +162,6 @@ async fn read_reference(req: &RunRequest, client: Option<&Client>) -> Result<(Re
         "reference data read"
     );
     Ok((reference, identity))
-}
-
-/// Registers each report type's files as the table the SQL reads; returns the rows whose text
-/// `interval_start` cannot be read.
-async fn register_files(ctx: &SessionContext, req: &RunRequest, files: &UnitFiles) -> Result<u64> {
-    let mut unparsable_timestamps = 0;
-    for r in &files.by_report {
-        let strings = req.profile.strings;
-        crate::input::schema::register(ctx, &req.input, r.report, &r.files, r.text_timestamps, strings)?;
-        if r.text_timestamps {
-            unparsable_timestamps += crate::input::schema::count_unparsable_timestamps(ctx, r.report).await?;
-        }
-    }
-    Ok(unparsable_timestamps)
 }
 
 /// The days a run replaces: from the first day of the unit's range with pod usage rows, as
