@@ -47,9 +47,11 @@ costagg run --dry-run --input ./sample --org org1234567 --source $SOURCE --month
 costagg run --explain --input ./sample --org org1234567 --source $SOURCE --month 2025-10")]
     Run(RunArgs),
     /// Write deterministic sample data in koku's Parquet layout.
-    #[command(after_help = "Example:\n  \
+    #[command(after_help = "Examples:\n  \
 costagg generate --rows 1000000 --month 2025-10 --org org1234567 \\\n      \
---source 6f5f1c0e-0000-4000-8000-000000000001 --out ./sample")]
+--source 6f5f1c0e-0000-4000-8000-000000000001 --out ./sample\n  \
+costagg generate --rows 20000 --month 2025-09 --month 2025-10 --org org1234567 \\\n      \
+--source 6f5f1c0e-0000-4000-8000-000000000001 --source 6f5f1c0e-0000-4000-8000-000000000002 --out ./fleet")]
     Generate(GenerateArgs),
     /// Compare the unit's per-day totals in its input with its rows in the summary table.
     #[command(
@@ -75,6 +77,74 @@ DATABASE_URL=postgres://costagg@localhost/koku costagg check --input /data --sch
 Exit codes: 0 every check passed; otherwise the code of the first failure (2 config, \
 3 input, 4 database; `costagg --help` lists them all).")]
     Check(CheckArgs),
+    /// Summarise every unit under the input root whose files changed since its last write,
+    /// sharing the units with any other sweep running against the same database.
+    #[command(
+        long_about = "Summarise every unit (org, source, month) under the input root whose files or settings \
+changed since its last successful write, each replaced in one transaction as `costagg run` does. \
+A unit is due when it was never written, when its files (paths, sizes, ETags from the listing; no \
+file is read) differ from those its last write read, or when koku's enabled tag keys or cost \
+categories of its schema changed; --force re-summarises every unit not written since this sweep \
+started. Several sweeps may run at once, in processes or pods: each unit is claimed in \
+<sweep.state_schema>.costagg_sweep_units under a lease its worker renews; a worker that dies loses \
+its units when the lease runs out, and another sweep takes them over. One unit's failure never \
+stops the others.",
+        after_help = "Examples:\n  \
+DATABASE_URL=postgres://costagg@localhost/koku costagg sweep --input ./sample\n  \
+costagg sweep --input s3://cost-management/koku --org org1234567 --since 2025-01 --until 2025-06\n  \
+costagg sweep --input /data --workers 2 --metrics-push http://pushgateway:9091 --report fleet.json\n\n\
+Exit codes: 0 no unit failed (also: all up to date); 8 some units failed (each unit's code is in \
+the report; the next sweep retries them); otherwise the sweep could not start (2 config, 4 \
+database or store unavailable, 143/130 stopped; `costagg --help` lists them all)."
+    )]
+    Sweep(SweepArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Root of koku's tree (`<root>/data/parquet/<org>/OCP/...`): a folder or s3://bucket/prefix.
+    #[arg(long, env = "COSTAGG_INPUT__ROOT")]
+    pub input: Option<String>,
+    /// Only this org (repeat for several; default: every org under the root).
+    #[arg(long = "org", value_name = "ORG")]
+    pub orgs: Vec<String>,
+    /// First month: YYYY-MM, `current` or `previous` (UTC) [default: previous].
+    #[arg(long, env = "COSTAGG_SWEEP_SINCE")]
+    pub since: Option<String>,
+    /// Last month: YYYY-MM, `current` or `previous` (UTC) [default: current].
+    #[arg(long, env = "COSTAGG_SWEEP_UNTIL")]
+    pub until: Option<String>,
+    /// Re-summarise every unit not written since this sweep started, changed or not.
+    #[arg(long)]
+    pub force: bool,
+    /// Units at once in this process, sharing the profile's memory and partitions [default:
+    /// the profile's `workers`].
+    #[arg(long, env = "COSTAGG_SWEEP_WORKERS")]
+    pub workers: Option<usize>,
+    /// Seconds a claim holds unless renewed (default: sweep.lease_seconds, 60).
+    #[arg(long, env = "COSTAGG_SWEEP__LEASE_SECONDS")]
+    pub lease_seconds: Option<u64>,
+    /// This worker's name in the claim table and its metrics group [default: the host name].
+    #[arg(long, env = "COSTAGG_WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// Push the metrics to this Prometheus Pushgateway (default: metrics.push_url).
+    #[arg(long, env = "COSTAGG_METRICS__PUSH_URL")]
+    pub metrics_push: Option<String>,
+    /// Also write the fleet report as JSON to this file.
+    #[arg(long)]
+    pub report: Option<std::path::PathBuf>,
+    /// PostgreSQL URL (prefer the environment for passwords).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Schema to write every org's units into (default: database.schema, else each unit's org).
+    #[arg(long, env = "COSTAGG_DATABASE__SCHEMA")]
+    pub schema: Option<String>,
+    /// Config file (default: config/costagg.yaml when it exists).
+    #[arg(long, env = "COSTAGG_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Performance profile: auto, small, medium, large, or one from the config file.
+    #[arg(long, env = "COSTAGG_PROFILE")]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -193,19 +263,20 @@ pub struct GenerateArgs {
     /// Hourly pod usage rows to write in total.
     #[arg(long)]
     pub rows: u64,
-    /// The month, YYYY-MM.
-    #[arg(long)]
-    pub month: String,
+    /// The month, YYYY-MM; repeat for several (every source gets every month).
+    #[arg(long = "month", value_name = "MONTH", required = true)]
+    pub months: Vec<String>,
     /// Organisation (a path level).
     #[arg(long)]
     pub org: String,
-    /// The cluster's source UUID.
-    #[arg(long)]
-    pub source: uuid::Uuid,
+    /// The cluster's source UUID; repeat for several clusters.
+    #[arg(long = "source", value_name = "SOURCE", required = true)]
+    pub sources: Vec<uuid::Uuid>,
     /// Root folder to write `data/parquet/...` under.
     #[arg(long)]
     pub out: PathBuf,
-    /// Seed: the same seed and arguments give the same files.
+    /// Seed: the same seed and arguments give the same files (the n-th (source, month) takes
+    /// seed + n, so the clusters differ).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }

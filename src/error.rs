@@ -136,6 +136,14 @@ pub enum Error {
         drifted: String,
     },
 
+    /// `costagg sweep` ran every due unit, and some failed; each unit's own error (and code)
+    /// is in the fleet report.
+    #[error(
+        "sweep: {failed} of {of} due units failed (the first: {first}); the others were \
+         written; the next sweep tries the failed ones again"
+    )]
+    UnitsFailed { failed: usize, of: usize, first: String },
+
     /// A broken invariant: a bug in costagg.
     #[error("internal error (a bug in costagg, please report it): {0}")]
     Internal(String),
@@ -251,10 +259,14 @@ const fn exit(code: i32, meaning: &'static str, retry: bool) -> Exit {
 /// which the CronJob runs, never does.
 pub const EXIT_DRIFT: i32 = 7;
 
+/// The exit code of `costagg sweep` when units failed: the sweep went on with the others, and
+/// the next one retries them, so the Job itself is not retried.
+pub const EXIT_UNITS_FAILED: i32 = 8;
+
 /// Every exit code of `costagg`. `--help` prints this table; the README's and the CronJob's
 /// `podFailurePolicy` (which stops retrying the codes of `run` that cannot succeed) are checked
 /// against it by tests.
-pub const EXIT_CODES: [Exit; 10] = [
+pub const EXIT_CODES: [Exit; 11] = [
     exit(0, "ok (also: nothing to do)", false),
     exit(1, "internal error (a bug in costagg)", false),
     exit(
@@ -267,6 +279,11 @@ pub const EXIT_CODES: [Exit; 10] = [
     exit(5, "unit locked by another run", true),
     exit(6, "local resource: a local file, the engine's memory", false),
     exit(7, "verify found drift between the input and the table", false),
+    exit(
+        8,
+        "sweep: some units failed (each one's code is in the report); the next sweep retries them",
+        false,
+    ),
     exit(130, "stopped by SIGINT", true),
     exit(143, "stopped by SIGTERM", true),
 ];
@@ -288,6 +305,7 @@ impl Error {
             Error::UnitLocked { .. } => 5,
             Error::LocalIo { .. } => 6,
             Error::Drift { .. } => EXIT_DRIFT,
+            Error::UnitsFailed { .. } => EXIT_UNITS_FAILED,
             // 128 + the signal number, as a shell reports a process ended by it.
             Error::Interrupted { signal } => match *signal {
                 "SIGINT" => 130,
@@ -394,7 +412,7 @@ mod tests {
             .find(|l| l.trim_start().starts_with("values:"))
             .expect("a FailJob rule with values");
         let listed = line.trim().trim_start_matches("values:").trim();
-        // The CronJob runs `run`, which never exits with verify's drift code.
+        // The CronJob runs `sweep`, which never exits with verify's drift code.
         let failing: Vec<String> = EXIT_CODES
             .iter()
             .filter(|c| !c.retry && c.code != 0 && c.code != EXIT_DRIFT)
@@ -426,6 +444,11 @@ mod tests {
                 tolerance: 1.0,
                 drifted: "2025-10-03 pod_usage_cpu_core_hours".into(),
             },
+            Error::UnitsFailed {
+                failed: 1,
+                of: 2,
+                first: "org1 … 2025-10: exit 3: …".into(),
+            },
         ];
         for e in &errors {
             assert!(EXIT_CODES.iter().any(|c| c.code == e.exit_code()), "{e}");
@@ -434,6 +457,8 @@ mod tests {
         assert_eq!(errors[6].exit_code(), 7);
         assert!(!errors[6].is_retryable());
         assert!(!errors[3].is_retryable());
+        assert_eq!(errors[7].exit_code(), EXIT_UNITS_FAILED);
+        assert!(!errors[7].is_retryable());
         let disk = Error::Engine(datafusion::error::DataFusionError::IoError(
             std::io::Error::other("No space left on device"),
         ));

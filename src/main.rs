@@ -13,7 +13,9 @@ use costagg::error::Error;
 use costagg::telemetry::{self, Format, Progress};
 use costagg::verify::Verification;
 
-use cli::{Cli, Command, GenerateArgs, RunArgs, VerifyArgs};
+use cli::{Cli, Command, GenerateArgs, RunArgs, SweepArgs, VerifyArgs};
+use costagg::sweep::FleetReport;
+use futures::FutureExt;
 
 fn main() -> ExitCode {
     costagg::memory::limit_malloc_arenas();
@@ -46,6 +48,17 @@ fn execute(command: Command, format: Format) -> Result<(), Error> {
             let verification = runtime()?.block_on(costagg::verify::verify(&request))?;
             present_verification(&args, &verification)
         }
+        Command::Sweep(args) => {
+            let request = request::sweep(&args)?;
+            let shutdown = shutdown_signal().boxed().shared();
+            let report = runtime()?.block_on(async {
+                let report = costagg::sweep::sweep(&request, shutdown).await?;
+                costagg::sweep::push_metrics(&request, &report).await;
+                Ok::<_, Error>(report)
+            })?;
+            present_sweep(&args, format, &report)?;
+            report.failure().map_or(Ok(()), Err)
+        }
         Command::Generate(args) => generate(&args),
         Command::Check(args) => {
             let flags = request::check_flags(&args);
@@ -64,13 +77,25 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 }
 
 fn generate(args: &GenerateArgs) -> Result<(), Error> {
-    let summary = costagg::generate::generate(&request::generate(args)?)?;
+    let requests = request::generate(args)?;
+    let (mut pod_rows, mut storage_rows, mut files) = (0, 0, 0);
+    for request in &requests {
+        let summary = costagg::generate::generate(request)?;
+        (pod_rows, storage_rows, files) = (
+            pod_rows + summary.pod_rows,
+            storage_rows + summary.storage_rows,
+            files + summary.files,
+        );
+    }
+    let last = if requests.len() > 1 {
+        " (of the last unit)"
+    } else {
+        ""
+    };
     eprintln!(
-        "costagg: wrote {} pod usage and {} storage usage rows in {} files under {}, and the \
-         nodes' roles to {}",
-        summary.pod_rows,
-        summary.storage_rows,
-        summary.files,
+        "costagg: wrote {pod_rows} pod usage and {storage_rows} storage usage rows ({} units) in \
+         {files} files under {}, and the nodes' roles{last} to {}",
+        requests.len(),
         args.out.display(),
         args.out.join(costagg::generate::NODE_ROLES_CSV).display()
     );
@@ -124,6 +149,37 @@ fn present(args: &RunArgs, format: Format, output: RunOutput) -> Result<(), Erro
     if let Some(path) = &args.report {
         std::fs::write(path, &json).map_err(|source| Error::LocalIo {
             what: "cannot write the run report (the run itself succeeded)".into(),
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// The fleet report as a table on stderr in text mode, as one JSON log event otherwise, and
+/// as a file with `--report`.
+fn present_sweep(args: &SweepArgs, format: Format, report: &FleetReport) -> Result<(), Error> {
+    let json = serde_json::to_string(report)
+        .map_err(|e| Error::Internal(format!("the fleet report is not serialisable: {e}")))?;
+    match format {
+        Format::Text { .. } => eprint!("costagg: sweep report\n{}", report.table()),
+        Format::Json => tracing::info!(
+            units_found = report.units_found,
+            due = report.due,
+            written = report.written,
+            up_to_date = report.up_to_date,
+            done_elsewhere = report.done_elsewhere,
+            failed = report.failed,
+            rows_written = report.rows_written,
+            total_ms = report.total_ms,
+            peak_rss_bytes = report.peak_rss_bytes,
+            report = %json,
+            "sweep report"
+        ),
+    }
+    if let Some(path) = &args.report {
+        std::fs::write(path, &json).map_err(|source| Error::LocalIo {
+            what: "cannot write the sweep report (the units themselves are recorded)".into(),
             path: path.clone(),
             source,
         })?;

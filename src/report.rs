@@ -82,6 +82,12 @@ pub struct RunReport {
     pub peak_rss_bytes: Option<u64>,
     /// The memory limit the run lives under (cgroup, else host).
     pub memory_limit_bytes: u64,
+    /// The digest of the files the run read, as listed: paths, sizes, versions
+    /// (`fingerprint::of_files`); a sweep stores it with the write.
+    pub input_fingerprint: String,
+    /// The digest of the enabled tag keys and cost categories the run used
+    /// (`fingerprint::of_settings`).
+    pub settings_fingerprint: String,
 }
 
 impl RunReport {

@@ -6,11 +6,12 @@ use costagg::config::{self, Config};
 use costagg::error::{Error, Result};
 use costagg::generate::GenerateRequest;
 use costagg::input::store::InputStore;
+use costagg::sweep::SweepRequest;
 use costagg::unit::{ClusterOverrides, Month, SchemaName, UnitOfWork};
 use costagg::verify::VerifyRequest;
 use costagg::{ExplainKind, Mode, RunRequest};
 
-use crate::cli::{self, CheckArgs, GenerateArgs, RunArgs, UnitArgs, VerifyArgs};
+use crate::cli::{self, CheckArgs, GenerateArgs, RunArgs, SweepArgs, UnitArgs, VerifyArgs};
 
 /// The config flags `run` and `check` share.
 pub fn flags<'a>(
@@ -95,14 +96,19 @@ fn resolve(args: &UnitArgs) -> Result<(Config, InputStore)> {
         &args.database_url,
     );
     let (config, _) = Config::resolve(&flags)?;
+    let input = open_input(&config)?;
+    Ok((config, input))
+}
+
+/// The input root the config names, opened.
+fn open_input(config: &Config) -> Result<InputStore> {
     let root = config.input.root.clone().ok_or_else(|| {
         Error::config(
             "--input",
             "is required: the folder or s3://bucket/prefix holding koku's data/parquet tree",
         )
     })?;
-    let input = InputStore::open(&root, &config.input.s3)?;
-    Ok((config, input))
+    InputStore::open(&root, &config.input.s3)
 }
 
 /// `--explain`, `--dry-run` or a write, which needs a database.
@@ -152,17 +158,111 @@ fn whole_month(args: &UnitArgs, config: &Config) -> Result<UnitOfWork> {
     Ok(UnitOfWork::whole_month(&args.org, args.source, month, schema))
 }
 
-/// What `generate` writes.
-pub fn generate(args: &GenerateArgs) -> Result<GenerateRequest> {
+/// A sweep's request: the config resolved, the input opened, the months, workers, lease,
+/// worker id and metrics target checked.
+pub fn sweep(args: &SweepArgs) -> Result<SweepRequest> {
+    let flags = flags(
+        &args.config,
+        &args.profile,
+        &args.schema,
+        &args.input,
+        &args.database_url,
+    );
+    let (config, _) = Config::resolve(&flags)?;
+    let input = open_input(&config)?;
+    let database_url = config.database.url.clone().ok_or_else(|| {
+        Error::config(
+            "--database-url",
+            "is required to sweep (or set DATABASE_URL): the units are written there",
+        )
+    })?;
+    let since = Month::parse(args.since.as_deref().unwrap_or("previous"), "--since")?;
+    let until = Month::parse(args.until.as_deref().unwrap_or("current"), "--until")?;
+    if since > until {
+        return Err(Error::config(
+            "--since",
+            format!("{since} is after --until {until}: no month to sweep"),
+        ));
+    }
+    for org in &args.orgs {
+        SchemaName::parse(org).map_err(|e| Error::config("--org", format!("`{org}`: {e}")))?;
+    }
+    let profile = config.resolve_profile(&std::env::temp_dir())?;
+    profile.check_spill_dir()?;
+    let workers = args.workers.unwrap_or(profile.workers);
+    if workers == 0 {
+        return Err(Error::config("--workers", "must be at least 1"));
+    }
+    let lease_seconds = args.lease_seconds.unwrap_or(config.sweep.lease_seconds);
+    if lease_seconds == 0 {
+        return Err(Error::config("sweep.lease_seconds", "must be at least 1 second"));
+    }
+    let metrics_push = args
+        .metrics_push
+        .clone()
+        .or_else(|| config.metrics.push_url.clone());
+    if let Some(url) = &metrics_push
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        let why = format!("`{url}` is not an http:// or https:// URL of a Pushgateway");
+        return Err(Error::config("--metrics-push", why));
+    }
+    Ok(SweepRequest {
+        input,
+        profile,
+        database_url,
+        orgs: args.orgs.clone(),
+        months: (since, until),
+        force: args.force,
+        workers,
+        lease: std::time::Duration::from_secs(lease_seconds),
+        worker_id: worker_id(args.worker_id.as_deref())?,
+        metrics_push,
+        config,
+    })
+}
+
+/// `--worker-id`, else the host name (a pod's name): letters, digits, `.`, `_` and `-` only,
+/// as it becomes a path segment of the metrics push.
+fn worker_id(given: Option<&str>) -> Result<String> {
+    let id = match given {
+        Some(id) => id.to_string(),
+        None => std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(sysinfo::System::host_name)
+            .unwrap_or_else(|| "costagg".into()),
+    };
+    let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if id.is_empty() || !id.chars().all(fine) {
+        let why = format!("`{id}` may hold only letters, digits, `.`, `_` and `-`");
+        return Err(Error::config("--worker-id", why));
+    }
+    Ok(id)
+}
+
+/// What `generate` writes: one request per (source, month), sources first.
+pub fn generate(args: &GenerateArgs) -> Result<Vec<GenerateRequest>> {
     if args.rows == 0 {
         return Err(Error::config("--rows", "must be at least 1"));
     }
-    Ok(GenerateRequest {
-        rows: args.rows,
-        org: args.org.clone(),
-        source: args.source,
-        month: Month::parse(&args.month, "--month")?,
-        out: args.out.clone(),
-        seed: args.seed,
-    })
+    let months = args
+        .months
+        .iter()
+        .map(|m| Month::parse(m, "--month"))
+        .collect::<Result<Vec<_>>>()?;
+    let mut requests = Vec::new();
+    for source in &args.sources {
+        for month in &months {
+            requests.push(GenerateRequest {
+                rows: args.rows,
+                org: args.org.clone(),
+                source: *source,
+                month: *month,
+                out: args.out.clone(),
+                seed: args.seed + requests.len() as u64,
+            });
+        }
+    }
+    Ok(requests)
 }

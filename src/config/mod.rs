@@ -28,6 +28,43 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub reference: ReferenceConfig,
     pub monitor: MonitorConfig,
+    pub sweep: SweepConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// How `costagg sweep` processes share the fleet's units (`sweep::claims`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Schema of the unit claim table, `costagg_sweep_units`, which every sweep process of a
+    /// deployment shares (one per database, whatever the orgs' schemas).
+    pub state_schema: String,
+    /// How long a claim holds without being renewed; a live worker renews it every third of
+    /// this. A worker that dies loses its units this long after its last renewal.
+    pub lease_seconds: u64,
+}
+
+/// `public`: every PostgreSQL database has it, and koku keeps its shared tables there.
+pub const DEFAULT_STATE_SCHEMA: &str = "public";
+/// A minute: a dead worker's units wait at most this long for another, and renewing every 20 s
+/// costs nothing.
+pub const DEFAULT_LEASE_SECONDS: u64 = 60;
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        SweepConfig {
+            state_schema: DEFAULT_STATE_SCHEMA.into(),
+            lease_seconds: DEFAULT_LEASE_SECONDS,
+        }
+    }
+}
+
+/// Where a sweep's metrics go.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A Prometheus Pushgateway, e.g. `http://pushgateway:9091`; none: no push.
+    pub push_url: Option<String>,
 }
 
 /// Watching the run's memory while it works.

@@ -24,6 +24,9 @@ pub struct ProfileSpec {
     /// Days summarised per pass, each pass's rows written while the next is summarised
     /// (0 = derived from the input's size at run time).
     pub days_per_pass: u32,
+    /// Units a sweep process summarises at once, sharing the memory budget and partitions
+    /// (0 = the CPUs, at most [`MAX_DERIVED_WORKERS`]).
+    pub workers: usize,
 }
 
 /// How the string columns of the line items (namespace, node, pod, labels, ...) are held in
@@ -53,6 +56,8 @@ pub struct Profile {
     pub strings: Strings,
     /// 0: derived from the input's size at run time ([`Profile::days_per_pass_for`]).
     pub days_per_pass: u32,
+    /// Units a sweep summarises at once.
+    pub workers: usize,
 }
 
 /// DataFusion's own default batch size; larger batches helped little in measurements.
@@ -65,6 +70,11 @@ pub const DEFAULT_COPY_BUFFER_BYTES: usize = 1 << 20;
 /// A pass also costs ~0.1 s of its own (planning, its small tables, its files' footers), so a
 /// month of fewer rows is one pass: at 1M rows, 4-day passes took the summary from 0.9 to 1.8 s.
 pub const PASS_TARGET_ROWS: u64 = 2_500_000;
+
+/// `workers: 0` takes the CPUs, up to this: a unit's COPY and commit leave its CPU idle part of
+/// the time, which a second unit fills, but past a few units at once PostgreSQL's side, not
+/// ours, is what they wait for.
+pub const MAX_DERIVED_WORKERS: usize = 4;
 
 impl Profile {
     /// The spill folder must exist on this machine: the engine fails without it, and only
@@ -93,6 +103,18 @@ impl Profile {
         let passes = pod_rows.div_ceil(PASS_TARGET_ROWS);
         u64::from(days.max(1)).div_ceil(passes) as u32
     }
+
+    /// One of `workers` units' share of this profile: the memory budget and the partitions
+    /// divided between them (at least one partition each), so that the units together stay
+    /// within what the profile allows one process.
+    pub fn share(&self, workers: usize) -> Profile {
+        let workers = workers.max(1);
+        Profile {
+            target_partitions: (self.target_partitions / workers).max(1),
+            memory_limit_bytes: self.memory_limit_bytes / workers as u64,
+            ..self.clone()
+        }
+    }
 }
 
 impl ProfileSpec {
@@ -108,6 +130,7 @@ impl ProfileSpec {
                     batch_size: 4096,
                     memory_limit_bytes: 256 * mib,
                     copy_buffer_bytes: 256 << 10,
+                    workers: 1,
                     ..Default::default()
                 },
             ),
@@ -117,6 +140,7 @@ impl ProfileSpec {
                     target_partitions: 2,
                     batch_size: 8192,
                     memory_limit_bytes: 1024 * mib,
+                    workers: 2,
                     ..Default::default()
                 },
             ),
@@ -127,6 +151,7 @@ impl ProfileSpec {
                     batch_size: 16384,
                     memory_limit_bytes: 4096 * mib,
                     copy_buffer_bytes: 4 << 20,
+                    workers: 4,
                     ..Default::default()
                 },
             ),
@@ -164,6 +189,11 @@ impl ProfileSpec {
             },
             strings: self.strings.unwrap_or_default(),
             days_per_pass: self.days_per_pass,
+            workers: if self.workers > 0 {
+                self.workers
+            } else {
+                cpus.min(MAX_DERIVED_WORKERS)
+            },
         }
     }
 }
@@ -193,5 +223,25 @@ mod tests {
         let two = two.resolve("two", Path::new("/tmp"));
         assert_eq!(two.days_per_pass_for(1_000, 31), 2);
         assert_eq!(two.days_per_pass_for(100_000_000, 31), 2);
+    }
+
+    #[test]
+    fn a_workers_share_divides_the_budget_and_partitions_and_keeps_one_partition() {
+        let spec = ProfileSpec {
+            target_partitions: 4,
+            memory_limit_bytes: 1 << 30,
+            workers: 2,
+            ..Default::default()
+        };
+        let profile = spec.resolve("p", Path::new("/tmp"));
+        assert_eq!(profile.workers, 2);
+        let half = profile.share(2);
+        assert_eq!((half.target_partitions, half.memory_limit_bytes), (2, 1 << 29));
+        let eighth = profile.share(8);
+        assert_eq!(
+            (eighth.target_partitions, eighth.memory_limit_bytes),
+            (1, 1 << 27)
+        );
+        assert_eq!(profile.share(0), profile, "no workers is one");
     }
 }

@@ -68,6 +68,11 @@ impl UnitFiles {
         self.by_report.iter().map(|r| r.bytes).sum()
     }
 
+    /// The digest of every file's path, size and version (`fingerprint::of_files`).
+    pub fn fingerprint(&self) -> String {
+        crate::fingerprint::of_files(self.by_report.iter().flat_map(|r| &r.files))
+    }
+
     /// Rows in the pod usage files, from their footers.
     pub fn pod_rows(&self) -> u64 {
         self.get(ReportType::PodUsage).map_or(0, |r| r.rows)

@@ -70,13 +70,11 @@ pub struct FoundUnit {
 }
 
 /// The units whose pod usage folders hold files under the root: every object below the
-/// template's leading literal folders, matched against the template level by level (a level
-/// is a literal, or text around one `{placeholder}`).
+/// template's leading literal folders, matched against the template level by level.
 pub async fn list_units(store: &InputStore, template: &str) -> Result<Vec<FoundUnit>> {
     let template = template.replace("{folder}", ReportType::PodUsage.folder());
-    let levels: Vec<&str> = template.split('/').filter(|l| !l.is_empty()).collect();
-    let literal = levels.iter().take_while(|l| placeholder(l).is_none()).count();
-    let start = store.location(&levels[..literal].join("/"));
+    let template = Template::parse(&template);
+    let start = store.location(&template.start());
     let skip = start.parts().count();
     let mut units: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for meta in store.list(&start).await? {
@@ -86,30 +84,11 @@ pub async fn list_units(store: &InputStore, template: &str) -> Result<Vec<FoundU
             .skip(skip)
             .map(|p| p.as_ref().to_string())
             .collect();
-        let rest = &levels[literal..];
-        if parts.len() <= rest.len() {
-            continue;
-        }
-        let mut values: BTreeMap<&str, &str> = BTreeMap::new();
-        let matched = rest
-            .iter()
-            .zip(&parts)
-            .all(|(level, part)| match placeholder(level) {
-                None => level == part,
-                Some((prefix, name, suffix)) => {
-                    let value = part.strip_prefix(prefix).and_then(|v| v.strip_suffix(suffix));
-                    value
-                        .filter(|v| !v.is_empty())
-                        .map(|v| values.insert(name, v))
-                        .is_some()
-                }
-            });
-        if matched {
-            let value = |name: &str| values.get(name).map_or(String::new(), |v| v.to_string());
+        if let Some(values) = template.capture(&parts) {
             let key = (
-                value("org"),
-                value("source"),
-                format!("{}-{}", value("year"), value("month")),
+                values.get("org"),
+                values.get("source"),
+                format!("{}-{}", values.get("year"), values.get("month")),
             );
             *units.entry(key).or_default() += 1;
         }
@@ -123,6 +102,73 @@ pub async fn list_units(store: &InputStore, template: &str) -> Result<Vec<FoundU
             files,
         })
         .collect())
+}
+
+/// A folder template split into `/` levels: the leading literal ones, where a listing starts,
+/// and the rest, each a literal or text around one `{placeholder}`.
+#[derive(Debug, Clone)]
+pub struct Template<'a> {
+    levels: Vec<&'a str>,
+    literal: usize,
+}
+
+/// What a path gave a template's placeholders.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Captured(BTreeMap<String, String>);
+
+impl Captured {
+    /// The placeholder's value, empty when the template has no such placeholder.
+    pub fn get(&self, name: &str) -> String {
+        self.0.get(name).cloned().unwrap_or_default()
+    }
+}
+
+impl<'a> Template<'a> {
+    pub fn parse(template: &'a str) -> Template<'a> {
+        let levels: Vec<&str> = template.split('/').filter(|l| !l.is_empty()).collect();
+        let literal = levels.iter().take_while(|l| placeholder(l).is_none()).count();
+        Template { levels, literal }
+    }
+
+    /// The leading literal levels: the folder below which every match lies.
+    pub fn start(&self) -> String {
+        self.levels[..self.literal].join("/")
+    }
+
+    /// The placeholders' values when `parts` (the levels of an object's path below the input
+    /// root) begin with every level of the template, literal ones included, and go deeper.
+    pub fn capture_from_root(&self, parts: &[String]) -> Option<Captured> {
+        let literal = &self.levels[..self.literal];
+        if parts.len() < literal.len() || parts.iter().zip(literal).any(|(p, l)| p != l) {
+            return None;
+        }
+        self.capture(&parts[literal.len()..])
+    }
+
+    /// The placeholders' values when `parts` (the levels of an object's path below
+    /// [`Template::start`]) begin with the template's remaining levels and go deeper (the
+    /// object lies in the folder, at any depth); `None` otherwise.
+    pub fn capture(&self, parts: &[String]) -> Option<Captured> {
+        let rest = &self.levels[self.literal..];
+        if parts.len() <= rest.len() {
+            return None;
+        }
+        let mut values = BTreeMap::new();
+        for (level, part) in rest.iter().zip(parts) {
+            match placeholder(level) {
+                None if level == part => {}
+                None => return None,
+                Some((prefix, name, suffix)) => {
+                    let value = part.strip_prefix(prefix)?.strip_suffix(suffix)?;
+                    if value.is_empty() {
+                        return None;
+                    }
+                    values.insert(name.to_string(), value.to_string());
+                }
+            }
+        }
+        Some(Captured(values))
+    }
 }
 
 /// `source={source}` → (`source=`, `source`, ``); `None` for a literal level.

@@ -92,6 +92,8 @@ pub(super) struct Prepared {
     /// The node roles the sink reads back once it has written the nodes, for the unallocated
     /// rows.
     roles: RolesAfterWrite,
+    /// The digest of the reference data that changes the rows (`fingerprint::of_settings`).
+    settings: String,
     reference_ms: u64,
 }
 
@@ -113,6 +115,7 @@ pub(super) async fn prepare(
     let started = Instant::now();
     progress.set_stage("reading reference data");
     let (reference, identity) = read_reference(req, client).await?;
+    let settings = crate::fingerprint::of_settings(&reference);
     let reference_ms = started.elapsed().as_millis() as u64;
     let malformed = Arc::new(MalformedLabels::default());
     let ctx = summary::session(&req.profile, &reference, malformed.clone())?;
@@ -139,6 +142,7 @@ pub(super) async fn prepare(
         malformed,
         inventory,
         roles: RolesAfterWrite::default(),
+        settings,
         reference_ms,
     })
 }
@@ -358,6 +362,7 @@ fn warn_anomalies(prepared: &Prepared) {
 impl Discovered {
     fn record(&self, report: &mut RunReport) {
         report.check_ms = self.check_ms;
+        report.input_fingerprint = self.files.fingerprint();
         for r in &self.files.by_report {
             let count = InputCount {
                 files: r.files.len(),
@@ -383,6 +388,7 @@ impl Prepared {
         report.other_month_rows = self.problems.other_month;
         report.bad_quantity_rows = self.problems.bad_quantities;
         report.reference_ms = self.reference_ms;
+        report.settings_fingerprint = self.settings.clone();
     }
 }
 
