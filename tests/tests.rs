@@ -10,5 +10,6 @@ mod parity;
 mod reliability;
 mod s3;
 mod support;
+mod sweep;
 mod verify;
 mod write;

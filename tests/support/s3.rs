@@ -68,6 +68,7 @@ impl S3Server {
 
     /// Copies every file under `root` to `prefix/` in the bucket.
     pub async fn upload(&self, root: &Path, prefix: &str) {
+        use futures::StreamExt;
         use object_store::ObjectStoreExt;
         let store = object_store::aws::AmazonS3Builder::new()
             .with_endpoint(&self.endpoint)
@@ -80,21 +81,33 @@ impl S3Server {
             .build()
             .unwrap();
         let mut pending = vec![root.to_path_buf()];
+        let mut files = Vec::new();
         while let Some(dir) = pending.pop() {
             for entry in std::fs::read_dir(&dir).unwrap() {
                 let path = entry.unwrap().path();
                 if path.is_dir() {
                     pending.push(path);
-                    continue;
+                } else {
+                    files.push(path);
                 }
-                let relative = path.strip_prefix(root).unwrap().to_string_lossy().to_string();
-                let location = object_store::path::Path::from(format!("{prefix}/{relative}"));
+            }
+        }
+        // Sixteen at a time: a fleet's thousands of small files in seconds.
+        let puts = files.into_iter().map(|path| {
+            let relative = path.strip_prefix(root).unwrap().to_string_lossy().to_string();
+            let location = object_store::path::Path::from(format!("{prefix}/{relative}"));
+            let store = &store;
+            async move {
                 store
                     .put(&location, std::fs::read(&path).unwrap().into())
                     .await
                     .unwrap();
             }
-        }
+        });
+        futures::stream::iter(puts)
+            .buffer_unordered(16)
+            .collect::<Vec<()>>()
+            .await;
     }
 
     /// The environment a costagg process needs to read the bucket with `key_id`/`secret`.
