@@ -230,14 +230,17 @@ fn schema_of(config: &Config, org: &str) -> Result<SchemaName> {
 }
 
 /// Runs the due units, `req.workers` at a time; units another worker holds wait until it
-/// is done with them or its lease has run out.
+/// is done with them or its lease has run out. They are looked at again as soon as one of
+/// this process's units ends (the others' may have ended too), else every poll: a quarter of
+/// the lease, at most a second — one small query per waiting unit, and at most a second idle
+/// at the end of a sweep shared with others.
 async fn work(
     req: &SweepRequest,
     claims: Arc<Claims>,
     mut pending: VecDeque<Wanted>,
     shutdown: Shutdown,
 ) -> Vec<UnitOutcome> {
-    let poll = (req.lease / 4).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    let poll = (req.lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let profile = req.profile.share(req.workers);
     let mut outcomes = Vec::new();
     let mut waiting: Vec<Wanted> = Vec::new();
@@ -245,6 +248,7 @@ async fn work(
     let stopping = shutdown.clone();
     futures::pin_mut!(stopping);
     let mut stopped = false;
+    let mut look_now = false;
     loop {
         while !stopped && running.len() < req.workers.max(1) {
             let Some(unit) = pending.pop_front() else { break };
@@ -270,10 +274,15 @@ async fn work(
             break;
         }
         let may_retry = !stopped && !waiting.is_empty() && running.len() < req.workers.max(1);
+        let wait = if look_now { Duration::ZERO } else { poll };
         tokio::select! {
-            Some(done) = running.next(), if !running.is_empty() => outcomes.push(done),
-            _ = tokio::time::sleep(poll), if may_retry && pending.is_empty() => {
+            Some(done) = running.next(), if !running.is_empty() => {
+                outcomes.push(done);
+                look_now = true;
+            }
+            _ = tokio::time::sleep(wait), if may_retry && pending.is_empty() => {
                 pending.extend(waiting.drain(..));
+                look_now = false;
             }
             _ = &mut stopping, if !stopped => stopped = true,
         }
