@@ -88,27 +88,26 @@ pub fn verify(args: &VerifyArgs) -> Result<VerifyRequest> {
 
 /// The config from the unit's flags, environment and file, and the input root opened.
 fn resolve(args: &UnitArgs) -> Result<(Config, InputStore)> {
-    let flags = flags(
+    resolve_flags(&flags(
         &args.config,
         &args.profile,
         &args.schema,
         &args.input,
         &args.database_url,
-    );
-    let (config, _) = Config::resolve(&flags)?;
-    let input = open_input(&config)?;
-    Ok((config, input))
+    ))
 }
 
-/// The input root the config names, opened.
-fn open_input(config: &Config) -> Result<InputStore> {
+/// The config from `flags`, environment and file, and the input root it names opened.
+fn resolve_flags(flags: &config::Flags) -> Result<(Config, InputStore)> {
+    let (config, _) = Config::resolve(flags)?;
     let root = config.input.root.clone().ok_or_else(|| {
         Error::config(
             "--input",
             "is required: the folder or s3://bucket/prefix holding koku's data/parquet tree",
         )
     })?;
-    InputStore::open(&root, &config.input.s3)
+    let input = InputStore::open(&root, &config.input.s3)?;
+    Ok((config, input))
 }
 
 /// `--explain`, `--dry-run` or a write, which needs a database.
@@ -161,15 +160,13 @@ fn whole_month(args: &UnitArgs, config: &Config) -> Result<UnitOfWork> {
 /// A sweep's request: the config resolved, the input opened, the months, workers, lease,
 /// worker id and metrics target checked.
 pub fn sweep(args: &SweepArgs) -> Result<SweepRequest> {
-    let flags = flags(
+    let (config, input) = resolve_flags(&flags(
         &args.config,
         &args.profile,
         &args.schema,
         &args.input,
         &args.database_url,
-    );
-    let (config, _) = Config::resolve(&flags)?;
-    let input = open_input(&config)?;
+    ))?;
     let database_url = config.database.url.clone().ok_or_else(|| {
         Error::config(
             "--database-url",

@@ -78,13 +78,7 @@ pub async fn list_units(store: &InputStore, template: &str) -> Result<Vec<FoundU
     let skip = start.parts().count();
     let mut units: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for meta in store.list(&start).await? {
-        let parts: Vec<String> = meta
-            .location
-            .parts()
-            .skip(skip)
-            .map(|p| p.as_ref().to_string())
-            .collect();
-        if let Some(values) = template.capture(&parts) {
+        if let Some(values) = template.capture(&levels_below(&meta, skip)) {
             let key = (
                 values.get("org"),
                 values.get("source"),
@@ -102,6 +96,15 @@ pub async fn list_units(store: &InputStore, template: &str) -> Result<Vec<FoundU
             files,
         })
         .collect())
+}
+
+/// The levels of an object's path after its first `skip` ones.
+pub fn levels_below(meta: &ObjectMeta, skip: usize) -> Vec<String> {
+    meta.location
+        .parts()
+        .skip(skip)
+        .map(|p| p.as_ref().to_string())
+        .collect()
 }
 
 /// A folder template split into `/` levels: the leading literal ones, where a listing starts,

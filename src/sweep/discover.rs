@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::config::InputConfig;
 use crate::error::Result;
 use crate::input::ReportType;
-use crate::input::layout::Template;
+use crate::input::layout::{Template, levels_below};
 use crate::input::store::InputStore;
 use crate::unit::Month;
 
@@ -69,12 +69,7 @@ pub async fn discover(
     for start in starts(input, orgs) {
         for meta in store.list(&store.location(&start)).await? {
             discovery.objects += 1;
-            let parts: Vec<String> = meta
-                .location
-                .parts()
-                .skip(skip)
-                .map(|p| p.as_ref().to_string())
-                .collect();
+            let parts = levels_below(&meta, skip);
             let Some((granularity, values)) = templates
                 .iter()
                 .find_map(|(g, t)| t.capture_from_root(&parts).map(|v| (*g, v)))

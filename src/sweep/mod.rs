@@ -62,15 +62,7 @@ pub async fn sweep(req: &SweepRequest, shutdown: Shutdown) -> Result<FleetReport
     let months = format!("{}..{}", req.months.0, req.months.1);
     let span = info_span!("sweep", worker = %req.worker_id, months = %months);
     async move {
-        let client = crate::sink::connect(&req.database_url, &req.config.database).await?;
-        let claims = Claims::open(
-            client,
-            &req.config.sweep.state_schema,
-            &req.worker_id,
-            req.lease,
-            req.force,
-        )
-        .await?;
+        let claims = open_claims(req, req.force).await?;
         let found = discover::discover(&req.input, &req.config.input, &req.orgs, req.months).await?;
         for why in &found.ignored {
             warn!(folder = %why, "not a unit; ignored");
@@ -157,20 +149,19 @@ async fn last_successes(
     if failing.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let client = crate::sink::connect(&req.database_url, &req.config.database).await?;
-    let claims = Claims::open(
-        client,
-        &req.config.sweep.state_schema,
-        &req.worker_id,
-        req.lease,
-        false,
-    )
-    .await?;
+    let claims = open_claims(req, false).await?;
     let rows = claims.last_successes(&failing).await?;
     Ok(rows
         .into_iter()
         .map(|(org, source, at)| ((org, source), at))
         .collect())
+}
+
+/// The claim table on a connection of its own.
+async fn open_claims(req: &SweepRequest, force: bool) -> Result<Claims> {
+    let client = crate::sink::connect(&req.database_url, &req.config.database).await?;
+    let schema = &req.config.sweep.state_schema;
+    Claims::open(client, schema, &req.worker_id, req.lease, force).await
 }
 
 /// The listed units with their schemas and the schemas' settings digests; a unit whose
