@@ -76,8 +76,32 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
 }
 
+/// Writes the sample data, then `_SUCCESS` naming what was written (a marker, as koku's and
+/// Spark's writers leave one; listings skip it). The same request into a folder that already
+/// holds its `_SUCCESS` writes nothing: the files would be the same, and a container started
+/// again (podman restarts a finished dependency) returns at once.
 fn generate(args: &GenerateArgs) -> Result<(), Error> {
     let requests = request::generate(args)?;
+    let marker = args.out.join("_SUCCESS");
+    let done = format!(
+        "costagg generate --rows {} --org {} --source {} --month {} --seed {}\n",
+        args.rows,
+        args.org,
+        args.sources
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" --source "),
+        args.months.join(" --month "),
+        args.seed
+    );
+    if std::fs::read_to_string(&marker).is_ok_and(|text| text == done) {
+        eprintln!(
+            "costagg: {} already holds this sample data; nothing written",
+            args.out.display()
+        );
+        return Ok(());
+    }
     let (mut pod_rows, mut storage_rows, mut files) = (0, 0, 0);
     for request in &requests {
         let summary = costagg::generate::generate(request)?;
@@ -87,6 +111,11 @@ fn generate(args: &GenerateArgs) -> Result<(), Error> {
             files + summary.files,
         );
     }
+    std::fs::write(&marker, &done).map_err(|source| Error::LocalIo {
+        what: "cannot write the sample data's marker".into(),
+        path: marker.clone(),
+        source,
+    })?;
     let last = if requests.len() > 1 {
         " (of the last unit)"
     } else {
