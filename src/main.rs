@@ -51,11 +51,7 @@ fn execute(command: Command, format: Format) -> Result<(), Error> {
         Command::Sweep(args) => {
             let request = request::sweep(&args)?;
             let shutdown = shutdown_signal().boxed().shared();
-            let report = runtime()?.block_on(async {
-                let report = costagg::sweep::sweep(&request, shutdown).await?;
-                costagg::sweep::push_metrics(&request, &report).await;
-                Ok::<_, Error>(report)
-            })?;
+            let report = runtime()?.block_on(costagg::sweep::sweep(&request, shutdown))?;
             present_sweep(&args, format, &report)?;
             report.failure().map_or(Ok(()), Err)
         }
@@ -175,14 +171,11 @@ fn present(args: &RunArgs, format: Format, output: RunOutput) -> Result<(), Erro
             "run report"
         ),
     }
-    if let Some(path) = &args.report {
-        std::fs::write(path, &json).map_err(|source| Error::LocalIo {
-            what: "cannot write the run report (the run itself succeeded)".into(),
-            path: path.clone(),
-            source,
-        })?;
-    }
-    Ok(())
+    write_report(
+        &args.report,
+        &json,
+        "cannot write the run report (the run itself succeeded)",
+    )
 }
 
 /// The fleet report as a table on stderr in text mode, as one JSON log event otherwise, and
@@ -206,27 +199,31 @@ fn present_sweep(args: &SweepArgs, format: Format, report: &FleetReport) -> Resu
             "sweep report"
         ),
     }
-    if let Some(path) = &args.report {
-        std::fs::write(path, &json).map_err(|source| Error::LocalIo {
-            what: "cannot write the sweep report (the units themselves are recorded)".into(),
-            path: path.clone(),
-            source,
-        })?;
-    }
-    Ok(())
+    write_report(
+        &args.report,
+        &json,
+        "cannot write the sweep report (the units themselves are recorded)",
+    )
+}
+
+/// Writes `json` to the `--report` file when one is given; `what` says what failed and what
+/// that means for the work done.
+fn write_report(path: &Option<std::path::PathBuf>, json: &str, what: &str) -> Result<(), Error> {
+    let Some(path) = path else { return Ok(()) };
+    std::fs::write(path, json).map_err(|source| Error::LocalIo {
+        what: what.into(),
+        path: path.clone(),
+        source,
+    })
 }
 
 /// The comparison on stdout, and as JSON with `--report`; drift becomes the error (exit 7).
 fn present_verification(args: &VerifyArgs, verification: &Verification) -> Result<(), Error> {
     print!("{}", verification.text());
-    if let Some(path) = &args.report {
+    if args.report.is_some() {
         let json = serde_json::to_string_pretty(verification)
             .map_err(|e| Error::Internal(format!("the verification is not serialisable: {e}")))?;
-        std::fs::write(path, json).map_err(|source| Error::LocalIo {
-            what: "cannot write the verify report".into(),
-            path: path.clone(),
-            source,
-        })?;
+        write_report(&args.report, &json, "cannot write the verify report")?;
     }
     verification.drift().map_or(Ok(()), Err)
 }

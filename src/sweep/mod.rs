@@ -56,14 +56,17 @@ pub struct SweepRequest {
     pub metrics_push: Option<String>,
 }
 
-/// Sweeps the root: see the module's description. Errors only when the sweep cannot start
-/// (the database, the listing); a unit's failure is in the report.
+/// Sweeps the root: see the module's description; pushes the report's metrics when a
+/// Pushgateway is configured. Errors only when the sweep cannot start (the database, the
+/// listing); a unit's failure is in the report.
 pub async fn sweep(req: &SweepRequest, shutdown: Shutdown) -> Result<FleetReport> {
     let started = Instant::now();
     let months = format!("{}..{}", req.months.0, req.months.1);
     let span = info_span!("sweep", worker = %req.worker_id, months = %months);
     async move {
-        let claims = open_claims(req, req.force).await?;
+        let client = crate::sink::connect(&req.database_url, &req.config.database).await?;
+        let schema = &req.config.sweep.state_schema;
+        let claims = Claims::open(client, schema, &req.worker_id, req.lease, req.force).await?;
         let found = discover::discover(&req.input, &req.config.input, &req.orgs, req.months).await?;
         for why in &found.ignored {
             warn!(folder = %why, "not a unit; ignored");
@@ -95,7 +98,8 @@ pub async fn sweep(req: &SweepRequest, shutdown: Shutdown) -> Result<FleetReport
             listing_ms = report.listing_ms,
             "sweep started"
         );
-        outcomes.extend(work(req, Arc::new(claims), due, shutdown).await);
+        let claims = Arc::new(claims);
+        outcomes.extend(work(req, claims.clone(), due, shutdown).await);
         outcomes.sort_by(|a, b| (&a.org, &a.source, &a.month).cmp(&(&b.org, &b.source, &b.month)));
         report.units = outcomes;
         report.tally();
@@ -110,6 +114,7 @@ pub async fn sweep(req: &SweepRequest, shutdown: Shutdown) -> Result<FleetReport
             total_ms = report.total_ms,
             "sweep finished"
         );
+        push_metrics(req, &claims, &report).await;
         Ok(report)
     }
     .instrument(span)
@@ -119,9 +124,9 @@ pub async fn sweep(req: &SweepRequest, shutdown: Shutdown) -> Result<FleetReport
 /// Pushes the report's metrics when a Pushgateway is configured; a failed push is logged, not
 /// fatal: the units are written, and the alert on a stale success notices a push that never
 /// arrives.
-pub async fn push_metrics(req: &SweepRequest, report: &FleetReport) {
+async fn push_metrics(req: &SweepRequest, claims: &Claims, report: &FleetReport) {
     let Some(url) = &req.metrics_push else { return };
-    let last = match last_successes(req, report).await {
+    let last = match last_successes(claims, report).await {
         Ok(last) => last,
         Err(e) => {
             warn!(error = %e, "cannot read the sources' last writes; metrics not pushed");
@@ -137,7 +142,7 @@ pub async fn push_metrics(req: &SweepRequest, report: &FleetReport) {
 
 /// The newest successful write of every source with a unit that failed in the report.
 async fn last_successes(
-    req: &SweepRequest,
+    claims: &Claims,
     report: &FleetReport,
 ) -> Result<BTreeMap<(String, Uuid), chrono::DateTime<chrono::Utc>>> {
     let mut failing: Vec<(String, Uuid)> = report
@@ -150,19 +155,11 @@ async fn last_successes(
     if failing.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let claims = open_claims(req, false).await?;
     let rows = claims.last_successes(&failing).await?;
     Ok(rows
         .into_iter()
         .map(|(org, source, at)| ((org, source), at))
         .collect())
-}
-
-/// The claim table on a connection of its own.
-async fn open_claims(req: &SweepRequest, force: bool) -> Result<Claims> {
-    let client = crate::sink::connect(&req.database_url, &req.config.database).await?;
-    let schema = &req.config.sweep.state_schema;
-    Claims::open(client, schema, &req.worker_id, req.lease, force).await
 }
 
 /// The listed units with their schemas and the schemas' settings digests; a unit whose

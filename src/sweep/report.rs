@@ -85,19 +85,14 @@ impl FleetReport {
     }
 
     /// The error the process ends with: none when no unit failed here; else exit 8 naming the
-    /// failed units (or the signal's code when it was stopped).
+    /// failed units (or the signal's code when it was stopped). Needs the totals of `tally`.
     pub fn failure(&self) -> Option<Error> {
         if let Some(signal) = self.interrupted_by() {
             return Some(Error::Interrupted { signal });
         }
-        let failed: Vec<&UnitOutcome> = self
-            .units
-            .iter()
-            .filter(|u| u.outcome == Outcome::Failed)
-            .collect();
-        let first = failed.first()?;
+        let first = self.units.iter().find(|u| u.outcome == Outcome::Failed)?;
         Some(Error::UnitsFailed {
-            failed: failed.len(),
+            failed: self.failed,
             of: self.due,
             first: format!(
                 "{} {} {}: exit {}: {}",
