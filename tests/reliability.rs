@@ -548,6 +548,29 @@ async fn a_refused_connection_is_retried_until_the_server_is_up_and_then_fails_c
 }
 
 #[tokio::test]
+async fn a_database_host_name_that_does_not_resolve_is_retried_then_fails_with_the_drivers_error() {
+    // A database container still being created has no name on its network yet; `.invalid`
+    // never resolves (RFC 6761), so both attempts fail: the first is retried, naming the host.
+    let dir = tempfile::tempdir().unwrap();
+    write_pod_file(dir.path(), SOURCE_A, &day_one());
+    let started = Instant::now();
+    let (code, stderr) = finish(
+        costagg_run(dir.path(), "postgres://costagg@costagg-db.invalid:5432/koku")
+            .env("COSTAGG_DATABASE__CONNECT_ATTEMPTS", "2")
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("trying again"), "{stderr}");
+    assert!(
+        stderr.contains("the database host costagg-db.invalid does not resolve"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("database (connect)"), "{stderr}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+}
+
+#[tokio::test]
 async fn tls_is_used_and_verified_as_sslmode_asks() {
     let cluster = PrivateCluster::start();
     let ca = cluster.require_tls();

@@ -37,9 +37,10 @@ pub(crate) fn qualified(schema_q: &str, name: &str) -> String {
 }
 
 /// Opens a connection; the connection task runs on the runtime until the client is dropped.
-/// A server that refuses or cannot be reached is tried `db.connect_attempts` times, waiting
-/// 1, 2, 4 … s (at most `db.connect_retry_max_seconds`) between; other errors (a wrong
-/// password, a missing database) fail at once.
+/// A server that refuses, cannot be reached or whose host name does not resolve (yet) is
+/// tried `db.connect_attempts` times, waiting 1, 2, 4 … s (at most
+/// `db.connect_retry_max_seconds`) between; other errors (a wrong password, a missing
+/// database) fail at once.
 pub async fn connect(url: &str, db: &DatabaseConfig) -> Result<Client> {
     let tls = tls::settings(url)?;
     let mut config: tokio_postgres::Config = tls.url.parse().map_err(|e| {
@@ -61,19 +62,23 @@ pub async fn connect(url: &str, db: &DatabaseConfig) -> Result<Client> {
     let mut wait = Duration::from_secs(1);
     let mut attempt = 1;
     let (client, connection) = loop {
-        match config.connect(connector.clone()).await {
-            Ok(pair) => break pair,
-            Err(e) if attempt < db.connect_attempts && is_unreachable(&e) => {
-                warn!(
-                    attempt, of = db.connect_attempts, wait_seconds = wait.as_secs(), error = %e,
-                    "the database cannot be reached; trying again"
-                );
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(db.connect_retry_max_seconds.max(1)));
-                attempt += 1;
-            }
-            Err(e) => return Err(Error::database("connect")(e)),
-        }
+        let last = attempt >= db.connect_attempts;
+        // The last attempt always connects, so that its error is the driver's own.
+        let error = match unresolved_host(&config).await.filter(|_| !last) {
+            Some(error) => error,
+            None => match config.connect(connector.clone()).await {
+                Ok(pair) => break pair,
+                Err(e) if !last && is_unreachable(&e) => e.to_string(),
+                Err(e) => return Err(Error::database("connect")(e)),
+            },
+        };
+        warn!(
+            attempt, of = db.connect_attempts, wait_seconds = wait.as_secs(), error = %error,
+            "the database cannot be reached; trying again"
+        );
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(db.connect_retry_max_seconds.max(1)));
+        attempt += 1;
     };
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -100,6 +105,26 @@ pub async fn cancel_running(client: &Client, url: &str) {
         Ok(Err(e)) => warn!(error = %e, "cannot cancel the running statement"),
         Err(_) => warn!("cancelling the running statement timed out"),
     }
+}
+
+/// Why no host of `config` can be connected to, when none of its host names resolves: a
+/// database container that is still being created has no name yet on its network (compose,
+/// podman). The driver's own connect error for that carries no kind to tell it from a
+/// misspelt name, so the names are looked up here first. None when a host resolves, is an
+/// address, or is a socket folder.
+async fn unresolved_host(config: &tokio_postgres::Config) -> Option<String> {
+    use tokio_postgres::config::Host;
+    let ports = config.get_ports();
+    let mut failure = None;
+    for (i, host) in config.get_hosts().iter().enumerate() {
+        let Host::Tcp(name) = host else { return None };
+        let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+        match tokio::net::lookup_host((name.as_str(), port)).await {
+            Ok(_) => return None,
+            Err(e) => failure = Some(format!("the database host {name} does not resolve: {e}")),
+        }
+    }
+    failure
 }
 
 /// Whether a connection error means the server is not there (yet): refused, reset, timed out,
