@@ -62,14 +62,15 @@ pub async fn connect(url: &str, db: &DatabaseConfig) -> Result<Client> {
     let mut wait = Duration::from_secs(1);
     let mut attempt = 1;
     let (client, connection) = loop {
-        let last = attempt >= db.connect_attempts;
-        // The last attempt always connects, so that its error is the driver's own.
-        let error = match unresolved_host(&config).await.filter(|_| !last) {
-            Some(error) => error,
-            None => match config.connect(connector.clone()).await {
-                Ok(pair) => break pair,
-                Err(e) if !last && is_unreachable(&e) => e.to_string(),
-                Err(e) => return Err(Error::database("connect")(e)),
+        // The names are looked up only after a failure the error itself does not explain, and
+        // the last attempt's error is the driver's own.
+        let error = match config.connect(connector.clone()).await {
+            Ok(pair) => break pair,
+            Err(e) if attempt >= db.connect_attempts => return Err(Error::database("connect")(e)),
+            Err(e) if is_unreachable(&e) => e.to_string(),
+            Err(e) => match unresolved_host(&config).await {
+                Some(why) => why,
+                None => return Err(Error::database("connect")(e)),
             },
         };
         warn!(
@@ -109,8 +110,8 @@ pub async fn cancel_running(client: &Client, url: &str) {
 
 /// Why no host of `config` can be connected to, when none of its host names resolves: a
 /// database container that is still being created has no name yet on its network (compose,
-/// podman). The driver's own connect error for that carries no kind to tell it from a
-/// misspelt name, so the names are looked up here first. None when a host resolves, is an
+/// podman). The driver's own connect error for that carries no kind to tell it from other
+/// failures, so after one the names are looked up here. None when a host resolves, is an
 /// address, or is a socket folder.
 async fn unresolved_host(config: &tokio_postgres::Config) -> Option<String> {
     use tokio_postgres::config::Host;
