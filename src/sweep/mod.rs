@@ -218,12 +218,10 @@ fn schema_of(config: &Config, org: &str) -> Result<SchemaName> {
     SchemaName::parse(name).map_err(|e| Error::config("--org", format!("org `{org}`: {e}")))
 }
 
-/// Runs the due units, `req.workers` at a time, each a task of its own (polled inside this
-/// function's task, the units' own work — checking footers, encoding the COPY — would share
-/// one thread: two workers ran no faster than one); units another worker holds wait until it
-/// is done with them or its lease has run out. They are looked at again as soon as one of
-/// this process's units ends (the others' may have ended too), else every poll: a quarter of
-/// the lease, at most a second — one small query per waiting unit, and at most a second idle
+/// Runs the due units, `req.workers` at a time (`start_unit`); units another worker holds
+/// wait until it is done with them or its lease has run out. They are looked at again as soon
+/// as one of this process's units ends (the others' may have ended too), else every poll: a
+/// quarter of the lease, at most a second — one small query per waiting unit, and at most a second idle
 /// at the end of a sweep shared with others.
 async fn work(
     req: &SweepRequest,
@@ -246,14 +244,14 @@ async fn work(
             let Some(unit) = pending.pop_front() else { break };
             match claims.claim(&unit).await {
                 Ok(Claim::Taken) => {
-                    let args = (
+                    let job = start_unit(
                         shared.clone(),
                         profile.clone(),
                         claims.clone(),
                         unit.clone(),
                         shutdown.clone(),
                     );
-                    running.push(start_unit(args, req.workers));
+                    running.push(job);
                 }
                 Ok(Claim::Held { by }) => {
                     tracing::debug!(unit = %key(&unit), by = ?by, "held by another worker; waiting");
@@ -302,10 +300,13 @@ async fn work(
 /// own). One worker is polled inline: on a thread of its own it took 16.0–16.8 s. (`tokio::spawn`
 /// cannot take the unit: `run`'s future cannot be proven `Send`.)
 fn start_unit(
-    (req, profile, claims, unit, shutdown): (Arc<SweepRequest>, Profile, Arc<Claims>, Wanted, Shutdown),
-    workers: usize,
+    req: Arc<SweepRequest>,
+    profile: Profile,
+    claims: Arc<Claims>,
+    unit: Wanted,
+    shutdown: Shutdown,
 ) -> LocalBoxFuture<'static, UnitOutcome> {
-    if workers <= 1 {
+    if req.workers <= 1 {
         return run_unit(req, profile, claims, unit, shutdown).boxed_local();
     }
     let (org, source, month) = (unit.org.clone(), unit.source, unit.month);
