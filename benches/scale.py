@@ -14,7 +14,10 @@ generated nodes' roles into koku's `reporting_ocp_nodes`, then times, --repeat t
   koku replace      the same, replacing the source's rows of the run before
 
 Each run is its own process; wall time is measured around it and peak RSS is the process's
-maximum resident set (wait4). costagg's stage times come from its run report. Medians go to
+maximum resident set (wait4), as is its CPU time; the PostgreSQL server's CPU time during each
+costagg run is read from /proc (every server process on this machine, exited backends included),
+so it is meaningful only with the server local and otherwise idle. costagg's stage times come
+from its run report. Medians go to
 benches/results/scale.json and scale.csv, plots to benches/results/*.svg, and the table to
 benches/README.md between the `scale-table` markers.
 
@@ -48,7 +51,7 @@ MARK_END = "<!-- scale-table:end -->"
 
 
 def run_measured(cmd, env=None):
-    """Runs cmd; returns (wall seconds, peak RSS bytes, stdout, stderr)."""
+    """Runs cmd; returns (wall seconds, peak RSS bytes, CPU seconds, stdout, stderr)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
@@ -60,7 +63,30 @@ def run_measured(cmd, env=None):
         stdout, stderr = out.read().decode(), err.read().decode()
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(map(str, cmd))}\n{stderr[-4000:]}")
-    return wall, usage.ru_maxrss * 1024, stdout, stderr
+    return wall, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime, stdout, stderr
+
+
+def server_cpu_seconds():
+    """CPU seconds of every PostgreSQL server process on this machine so far, the backends that
+    have exited included (their time is in the postmaster's reaped children). Differences of it
+    around a run are the server's CPU for that run when nothing else uses the server."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if text[text.index("(") + 1:text.rindex(")")] != "postgres":
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        ticks += int(fields[11]) + int(fields[12])
+        try:
+            parent = Path(f"/proc/{fields[1]}/stat").read_text()
+        except OSError:
+            parent = ""
+        if "(postgres)" not in parent:
+            ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def generate(costagg, data_dir, rows):
@@ -88,9 +114,11 @@ def costagg_run(args, root, extra, database_url=None):
                "--input", str(root), "--org", ORG, "--source", SOURCE, "--month", MONTH,
                "--database-url", database_url or args.database_url, "--report", report.name, *extra]
         env = dict(os.environ, COSTAGG_LOG_FORMAT="json", COSTAGG_LOG_LEVEL="warn")
-        wall, rss, _, _ = run_measured(cmd, env)
+        server_before = server_cpu_seconds()
+        wall, rss, cpu, _, _ = run_measured(cmd, env)
+        server_cpu = server_cpu_seconds() - server_before
         rep = json.loads(Path(report.name).read_text())
-    return {"wall_s": wall, "peak_rss_bytes": rss,
+    return {"wall_s": wall, "peak_rss_bytes": rss, "cpu_s": cpu, "server_cpu_s": server_cpu,
             "summary_s": rep["summarize_write_ms"] / 1000, "rows_out": rep["rows_written"],
             "rows_in": rep["input"]["pod_usage"]["rows"]}
 
@@ -166,9 +194,9 @@ def duckdb_once(root, threads):
 
 def duckdb_run(args, root):
     cmd = [sys.executable, __file__, "--duckdb-once", str(root), "--threads", str(args.threads)]
-    wall, rss, out, _ = run_measured(cmd)
+    wall, rss, cpu, out, _ = run_measured(cmd)
     res = json.loads(out)
-    return {"wall_s": wall, "peak_rss_bytes": rss, "summary_s": res["seconds"],
+    return {"wall_s": wall, "peak_rss_bytes": rss, "cpu_s": cpu, "summary_s": res["seconds"],
             "rows_out": res["rows"], "version": res["version"]}
 
 
@@ -367,9 +395,10 @@ def main():
             runs = []
             for i in range(args.repeat):
                 runs.append(fn())
-                print(f"{rows:>11,} {key:<16} run {i + 1}: {runs[-1]['wall_s']:.2f} s wall, "
-                      f"{runs[-1]['summary_s']:.2f} s summary, {mib(runs[-1]['peak_rss_bytes']):.0f} MiB",
-                      flush=True)
+                r = runs[-1]
+                server = f", PostgreSQL {r['server_cpu_s']:.2f} CPU-s" if "server_cpu_s" in r else ""
+                print(f"{rows:>11,} {key:<16} run {i + 1}: {r['wall_s']:.2f} s wall, {r['summary_s']:.2f} s "
+                      f"summary, {mib(r['peak_rss_bytes']):.0f} MiB, {r['cpu_s']:.2f} CPU-s{server}", flush=True)
             size[key] = median_of(runs)
         results["sizes"].append(size)
     name = "scale" if not args.no_duckdb else "scale-costagg-only"
