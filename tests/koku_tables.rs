@@ -1,7 +1,8 @@
 //! koku's tables around the summary, on a koku-shaped schema (`tests/fixtures/koku_schema.sql`):
 //! the report period, clusters, nodes with their roles, claims and projects that one run
 //! creates from a small fixture (worked out by hand below), what a rerun and a later upload
-//! change, that a failed write changes none of them, and the signal of a replaced unit.
+//! change, that a failed write, a killed run or a stopped server changes none of them, and the
+//! signal of a replaced unit.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -421,6 +422,51 @@ async fn a_run_killed_mid_copy_leaves_kokus_tables_as_they_were() {
     assert_eq!(child.wait().unwrap().code(), None, "killed by a signal");
     // ...and gone with it.
     assert_eq!(koku_rows(&client).await, before);
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs the failpoints feature (scripts/test enables it)"
+)]
+async fn a_server_stopped_mid_copy_leaves_kokus_tables_as_they_were_and_the_next_run_succeeds() {
+    let cluster = PrivateCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    write_month(dir.path());
+    let client = connect(&cluster.url).await;
+    create_koku_schema(&client, ORG).await;
+    insert_tenant_provider(&client, ORG, SOURCE_A).await;
+    succeeds(&mut costagg_run(dir.path(), &cluster.url));
+    let before = (koku_rows(&client).await, dump(&client, SOURCE_A).await);
+    drop(client);
+    write_pods(
+        dir.path(),
+        "late.parquet",
+        &[(48, "new-ns", "n-new", "i-new", 2.0, None)],
+    );
+    write_node_labels(dir.path(), &[("n-new", r#"{"kubernetes_io_arch": "amd64"}"#)]);
+    let child = costagg_run(dir.path(), &cluster.url)
+        .env("COSTAGG_FAILPOINT_COPY_PAUSE_MS", "3000")
+        .spawn()
+        .unwrap();
+    wait_for_copy(&cluster.url).await;
+    cluster.stop();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "a retryable database error: {stderr}");
+
+    cluster.restart();
+    let client = connect(&cluster.url).await;
+    assert_eq!(
+        (koku_rows(&client).await, dump(&client, SOURCE_A).await),
+        before,
+        "the cut COPY changed neither the summary nor the tables around it"
+    );
+    succeeds(&mut costagg_run(dir.path(), &cluster.url));
+    assert!(
+        koku_rows(&client).await.contains(&"project new-ns".to_string()),
+        "the rerun wrote the late upload's namespace"
+    );
 }
 
 #[tokio::test]
