@@ -184,10 +184,28 @@ fn write_month(root: &Path) {
 /// A koku-shaped schema with the source registered as koku's provider.
 async fn koku_database() -> (TestDb, Client) {
     let url = fresh_database().await;
-    let client = connect(&url).await;
+    let client = koku_schema_in(&url).await;
+    (url, client)
+}
+
+/// koku's schema for the org in the database at `url`, with source A registered as koku's
+/// provider.
+async fn koku_schema_in(url: &str) -> Client {
+    let client = connect(url).await;
     create_koku_schema(&client, ORG).await;
     insert_tenant_provider(&client, ORG, SOURCE_A).await;
-    (url, client)
+    client
+}
+
+/// A later upload of source A's October: a pod on a new node `n-new` in a new namespace
+/// `new-ns` on day 3.
+fn write_late_upload(root: &Path) {
+    write_pods(
+        root,
+        "late.parquet",
+        &[(48, "new-ns", "n-new", "i-new", 2.0, None)],
+    );
+    write_node_labels(root, &[("n-new", r#"{"kubernetes_io_arch": "amd64"}"#)]);
 }
 
 /// A run of source A's October into `url` with the cluster's id and alias given, but no report
@@ -402,12 +420,7 @@ async fn a_run_killed_mid_copy_leaves_kokus_tables_as_they_were() {
     let (url, client) = koku_database().await;
     succeeds(&mut costagg_run(dir.path(), &url));
     let before = koku_rows(&client).await;
-    write_pods(
-        dir.path(),
-        "late.parquet",
-        &[(48, "new-ns", "n-new", "i-new", 2.0, None)],
-    );
-    write_node_labels(dir.path(), &[("n-new", r#"{"kubernetes_io_arch": "amd64"}"#)]);
+    write_late_upload(dir.path());
     let mut child = costagg_run(dir.path(), &url)
         .env("COSTAGG_FAILPOINT_COPY_PAUSE_MS", "60000")
         .spawn()
@@ -433,18 +446,11 @@ async fn a_server_stopped_mid_copy_leaves_kokus_tables_as_they_were_and_the_next
     let cluster = PrivateCluster::start();
     let dir = tempfile::tempdir().unwrap();
     write_month(dir.path());
-    let client = connect(&cluster.url).await;
-    create_koku_schema(&client, ORG).await;
-    insert_tenant_provider(&client, ORG, SOURCE_A).await;
+    let client = koku_schema_in(&cluster.url).await;
     succeeds(&mut costagg_run(dir.path(), &cluster.url));
     let before = (koku_rows(&client).await, dump(&client, SOURCE_A).await);
     drop(client);
-    write_pods(
-        dir.path(),
-        "late.parquet",
-        &[(48, "new-ns", "n-new", "i-new", 2.0, None)],
-    );
-    write_node_labels(dir.path(), &[("n-new", r#"{"kubernetes_io_arch": "amd64"}"#)]);
+    write_late_upload(dir.path());
     let child = costagg_run(dir.path(), &cluster.url)
         .env("COSTAGG_FAILPOINT_COPY_PAUSE_MS", "3000")
         .spawn()
