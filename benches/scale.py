@@ -17,9 +17,8 @@ Each run is its own process; wall time is measured around it and peak RSS is the
 maximum resident set (wait4), as is its CPU time; the PostgreSQL server's CPU time during each
 costagg run is read from /proc (every server process on this machine, exited backends included),
 so it is meaningful only with the server local and otherwise idle. costagg's stage times come
-from its run report. Medians go to
-benches/results/scale.json and scale.csv, plots to benches/results/*.svg, and the table to
-benches/README.md between the `scale-table` markers.
+from its run report. Medians go to benches/results/scale.json and scale.csv, plots to
+benches/results/*.svg, and the table to benches/README.md between the `scale-table` markers.
 
 Run it through scripts/bench-scale, which builds costagg and provides DuckDB and PostgreSQL.
 """
